@@ -1,0 +1,50 @@
+"""Run the paper's change-labels experiment: ICL training curves under label manipulations.
+
+  python change_labels.py                                  # offline quick start
+  python change_labels.py --model.name=Llama-2-70b --dataset.name=sst2 \
+      --dataset.config.num_prompt_examples=140 --n_repeats=500 --dataset.config.random_labels=True
+
+Every `--key.sub=value` flag overrides configs/default.py (or the file given with
+--config); see runs.md for the paper's commands and README.md for the rest.
+"""
+import logging
+import sys
+
+from absl import app, flags
+
+from icl import config as icl_config
+from icl.errors import UsageError
+
+flags.DEFINE_string('config', str(icl_config.DEFAULT_CONFIG), 'ml_collections config file to start from.')
+flags.DEFINE_string('workdir', None, 'Run directory (default: runs/<dataset>-<model>-<note>-<time>). '
+                    'An existing run directory of the same config is resumed.')
+flags.DEFINE_string('resume', None, 'Run directory to resume (same as --workdir).')
+flags.DEFINE_bool('dry_run', False, 'Validate and print the plan without loading the model or scoring.')
+flags.DEFINE_bool('help_keys', False, 'List every config key with its default and exit.')
+FLAGS = flags.FLAGS
+OWN_FLAGS = {'config', 'workdir', 'resume', 'dry_run', 'help_keys'}
+
+
+def main(argv: list[str], overrides: list[tuple[str, str]]) -> None:
+    if len(argv) > 1:
+        raise UsageError(f"unexpected argument '{argv[1]}'; flags look like --key=value")
+    config = icl_config.apply_overrides(icl_config.load_config(FLAGS.config), overrides)
+    if FLAGS.help_keys:
+        print('\n'.join(f'{key} = {value!r}' for key, value in icl_config.flatten(config.to_dict()).items()))
+        return
+    from icl import experiment  # heavy imports (torch) only once the flags are fine
+    experiment.run(config, run_dir=FLAGS.resume or FLAGS.workdir, dry_run=FLAGS.dry_run)
+
+
+def cli(argv: list[str]) -> None:
+    logging.basicConfig(format='%(asctime)s %(levelname)-8s %(message)s', level=logging.INFO, datefmt='%H:%M:%S')
+    try:
+        overrides, absl_argv = icl_config.split_argv(argv, OWN_FLAGS)
+        app.run(lambda rest: main(rest, overrides), argv=absl_argv)
+    except UsageError as error:
+        print(f'error: {error}', file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == '__main__':
+    cli(sys.argv)

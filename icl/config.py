@@ -1,0 +1,173 @@
+"""The experiment config: load a config file, apply `--key.sub=value` overrides, check it.
+
+Overrides follow the original tool (SPEC.md section 1): values are auto-typed
+(true/false -> bool, then int, then float, else str; a value with a comma is a list),
+but unlike the original an unknown key or a wrongly typed value is an error.
+"""
+import difflib
+import importlib.util
+from pathlib import Path
+from typing import Any
+
+from ml_collections import config_dict
+
+from icl.errors import UsageError
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CONFIG = REPO_ROOT / 'configs' / 'default.py'
+
+
+def load_config(path: str | Path = DEFAULT_CONFIG) -> config_dict.ConfigDict:
+    """Return `get_config()` of an ml_collections config file."""
+    path = Path(path)
+    if not path.is_file():
+        choices = ', '.join(sorted(p.name for p in (REPO_ROOT / 'configs').glob('*.py')))
+        raise UsageError(f"config file '{path}' not found; configs/ holds: {choices}")
+    spec = importlib.util.spec_from_file_location(f'_icl_config_{path.stem}', path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.get_config()
+
+
+def base_config() -> config_dict.ConfigDict:
+    """The defaults (configs/default.py); other config files start from these."""
+    return load_config(DEFAULT_CONFIG)
+
+
+def autotype(text: str) -> Any:
+    """'true'/'false' (any case) -> bool, then int, then float, else the string."""
+    if text.lower() in ('true', 'false'):
+        return text.lower() == 'true'
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    return text
+
+
+def parse_value(text: str) -> Any:
+    """Auto-type a flag value; '[a,b]' or 'a,b' becomes a list of auto-typed items."""
+    value = autotype(text)
+    if isinstance(value, str) and (',' in value or (value.startswith('[') and value.endswith(']'))):
+        inner = value[1:-1] if value.startswith('[') and value.endswith(']') else value
+        items = [item.strip().strip('\'"') for item in inner.split(',')]
+        return [autotype(item) for item in items if item]
+    return value
+
+
+def split_argv(argv: list[str], own_flags: set[str]) -> tuple[list[tuple[str, str]], list[str]]:
+    """Separate `--key=value` config overrides from the flags the program defines itself.
+
+    Returns (overrides, remaining argv). `--config.key=value` is accepted as `--key=value`.
+    """
+    overrides, rest = [], [argv[0]]
+    for arg in argv[1:]:
+        name = arg[2:].split('=', 1)[0] if arg.startswith('--') else ''
+        if not name or name in own_flags or name.startswith('no') and name[2:] in own_flags:
+            rest.append(arg)
+        elif name in ('help', 'helpfull', 'helpshort'):
+            rest.append(arg)
+        elif '=' not in arg:
+            raise UsageError(f"flag '{arg}' needs a value: --{name}=VALUE")
+        else:
+            key, text = arg[2:].split('=', 1)
+            overrides.append((key.removeprefix('config.'), text))
+    return overrides, rest
+
+
+def all_keys(config: config_dict.ConfigDict, prefix: str = '') -> list[str]:
+    """Every leaf key of the config as a dotted path."""
+    keys = []
+    for name, value in config.items():
+        path = f'{prefix}{name}'
+        if isinstance(value, config_dict.ConfigDict):
+            keys.extend(all_keys(value, path + '.'))
+        else:
+            keys.append(path)
+    return keys
+
+
+def set_value(config: config_dict.ConfigDict, key: str, text: str) -> None:
+    """Set `key` (a dotted path) from its command-line text, checking name and type."""
+    *parents, leaf = key.split('.')
+    node = config
+    for name in parents:
+        node = node.get(name) if isinstance(node, config_dict.ConfigDict) else None
+    if not isinstance(node, config_dict.ConfigDict) or leaf not in node:
+        close = difflib.get_close_matches(key, all_keys(config), n=3, cutoff=0.6)
+        hint = f"; did you mean {' or '.join(close)}?" if close else '; run with --help_keys to list them'
+        raise UsageError(f"unknown config key '{key}'{hint}")
+    if isinstance(node[leaf], config_dict.ConfigDict):
+        raise UsageError(f"'{key}' is a group of keys, set one of its leaves: {', '.join(all_keys(node[leaf], key + '.'))}")
+    value = _value_for_field(node, leaf, text)
+    if node.get_type(leaf) is int and isinstance(value, bool):
+        value = text  # ml_collections would take True for 1
+    try:
+        node[leaf] = value
+    except TypeError:
+        expected = node.get_type(leaf).__name__
+        raise UsageError(f"config key '{key}' expects {expected}, got '{text}'") from None
+
+
+def _value_for_field(node: config_dict.ConfigDict, leaf: str, text: str) -> Any:
+    """The value `text` stands for, given the type of the field it overrides."""
+    field_type = node.get_type(leaf)
+    if text in ('None', 'none') and node[leaf] is None:
+        return None
+    if field_type is str:
+        return text  # a note or a name may look like a number or hold a comma
+    value = parse_value(text)
+    if field_type is list and not isinstance(value, list):
+        return [value]
+    return value
+
+
+def apply_overrides(config: config_dict.ConfigDict, overrides: list[tuple[str, str]]) -> config_dict.ConfigDict:
+    """Apply (key, text) pairs in order; return the same config."""
+    for key, text in overrides:
+        set_value(config, key, text)
+    return config
+
+
+def to_dict(config: config_dict.ConfigDict) -> dict:
+    """The config as plain nested dicts (JSON-ready)."""
+    return config.to_dict()
+
+
+def flatten(tree: dict, prefix: str = '') -> dict:
+    """Nested dict -> {'a.b': value} (how wandb shows the config)."""
+    flat = {}
+    for name, value in tree.items():
+        if isinstance(value, dict):
+            flat.update(flatten(value, f'{prefix}{name}.'))
+        else:
+            flat[f'{prefix}{name}'] = value
+    return flat
+
+
+def validate(config: config_dict.ConfigDict) -> None:
+    """Check values that types alone do not catch; UsageError names the key and the valid range."""
+    data = config.dataset.config
+    for key, value in (('n_repeats', config.n_repeats), ('dataset.config.num_prompt_examples', data.num_prompt_examples),
+                       ('dataset.config.num_test_samples', data.num_test_samples)):
+        if value < 1:
+            raise UsageError(f"{key}={value} must be at least 1")
+    n = data.num_prompt_examples
+    if data.flip_labels_after != -1 and not 0 <= data.flip_labels_after < n:
+        raise UsageError(f'dataset.config.flip_labels_after={data.flip_labels_after} must be -1 (never) or an '
+                         f'example index 0..{n - 1} (num_prompt_examples={n})')
+    if data.flip_labels_multi and data.flip_labels_after < 1:
+        raise UsageError('dataset.config.flip_labels_multi=True needs dataset.config.flip_labels_after >= 1 '
+                         f'(got {data.flip_labels_after})')
+    if data.replace_labels_until_step < -1:
+        raise UsageError(f'dataset.config.replace_labels_until_step={data.replace_labels_until_step} must be -1 '
+                         'or an example index')
+    if data.class_names is not None and (len(data.class_names) < 2 or len(set(map(str, data.class_names)))
+                                         != len(data.class_names)):
+        raise UsageError(f'dataset.config.class_names={data.class_names} needs at least two distinct names')
+    if config.model.dtype not in ('auto', 'float32', 'bfloat16', 'float16'):
+        raise UsageError(f"model.dtype='{config.model.dtype}' is not valid; choose auto, float32, bfloat16 or float16")
+    batch = config.model.batch_size
+    if batch != 'auto' and not (isinstance(batch, int) and not isinstance(batch, bool) and batch >= 1):
+        raise UsageError(f"model.batch_size={batch!r} must be a positive integer or 'auto'")

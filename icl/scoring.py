@@ -1,0 +1,150 @@
+"""Label log-probs at every position of a prompt from one forward pass (SPEC.md section 4).
+
+Label tokens and answer positions come from the real tokenization of the text (character
+offsets), so any tokenizer works. The forward pass computes the output layer only at the
+answer positions and moves only the class-token logits to the CPU.
+"""
+import dataclasses
+import logging
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from icl.errors import UsageError
+from icl.probs import log_softmax
+
+PROBE_TEXT = 'A neutral sentence.'
+
+
+@dataclasses.dataclass
+class LabelTokens:
+    """The first in-context token of each class name (all variants' names, sorted)."""
+    classes: list[str]
+    ids: list[int]
+    tokens: list[str]
+    multi_token: list[str]  # names longer than one token: only their first token is scored
+
+    def index(self, names: Sequence[str]) -> list[int]:
+        """Columns of `names` in the all-classes order."""
+        return [self.classes.index(name) for name in names]
+
+    def check_variant(self, variant: str, names: Sequence[str]) -> None:
+        """Two classes of one variant must not share their first token."""
+        first = {}
+        for name in names:
+            token_id = self.ids[self.classes.index(name)]
+            if token_id in first:
+                token = self.tokens[self.classes.index(name)]
+                raise UsageError(f"variant '{variant}': classes '{first[token_id]}' and '{name}' share their "
+                                 f"first token {token!r}, so the model's prediction cannot tell them apart")
+            first[token_id] = name
+
+
+def encode(tokenizer, text: str) -> tuple[list[int], np.ndarray]:
+    """Token ids and [start, end) character spans (special tokens get empty spans)."""
+    encoding = tokenizer(text, return_offsets_mapping=True, add_special_tokens=True)
+    ids = encoding['input_ids']
+    spans = np.array(encoding['offset_mapping'], dtype=np.int64).reshape(len(ids), 2)
+    special = set(tokenizer.all_special_ids)
+    empty = np.array([token in special for token in ids])
+    spans[empty] = -1  # never matched as text
+    return ids, spans
+
+
+def answer_positions(spans: np.ndarray, answer_ends: Sequence[int]) -> np.ndarray:
+    """Index of the token ending each '<answer>:', whose next-token logits predict the label."""
+    starts, ends = spans[:, 0], spans[:, 1]
+    text_tokens = np.flatnonzero(ends > starts)
+    positions = []
+    for char_end in answer_ends:
+        before = text_tokens[starts[text_tokens] < char_end]
+        if len(before) == 0:
+            raise ValueError(f'no token before character {char_end}')
+        position = before[-1]
+        if ends[position] != char_end:
+            raise UsageError(f"the tokenizer merges the ':' of the answer string with the text after it "
+                             f'(token spans {starts[position]}..{ends[position]}, answer ends at {char_end}); '
+                             'labels cannot be scored at a clean position')
+        positions.append(position)
+    return np.array(positions, dtype=np.int64)
+
+
+def probe_features(data) -> str | list[str]:
+    return PROBE_TEXT if isinstance(data.format.text_string, str) else [PROBE_TEXT] * len(data.format.text_string)
+
+
+def label_tokens(tokenizer, data, classes: Sequence[str]) -> LabelTokens:
+    """First in-context token of each class name, read from a real example in the dataset's format."""
+    ids, tokens, multi = [], [], []
+    for name in classes:
+        head = data.format.head(probe_features(data))
+        token_ids, spans = encode(tokenizer, f'{head} {name}\n\n')
+        position = answer_positions(spans, [len(head)])[0]
+        label_end = len(head) + 1 + len(name)
+        in_label = [i for i in range(position + 1, len(token_ids)) if spans[i, 0] < label_end and spans[i, 1] > spans[i, 0]]
+        ids.append(token_ids[position + 1])
+        tokens.append(tokenizer.convert_ids_to_tokens(token_ids[position + 1]))
+        if len(in_label) > 1:
+            multi.append(name)
+    if multi:
+        logging.warning('Only the first token is scored for multi-token class names: %s', ', '.join(multi))
+    return LabelTokens(classes=list(classes), ids=ids, tokens=tokens, multi_token=multi)
+
+
+def output_device(model) -> torch.device:
+    return model.get_input_embeddings().weight.device
+
+
+@torch.no_grad()
+def class_logits(model, prompts_ids: Sequence[Sequence[int]], positions: Sequence[Sequence[int]],
+                 class_ids: Sequence[int]) -> list[np.ndarray]:
+    """Logits of `class_ids` at `positions` of each prompt, from one batched forward pass.
+
+    Prompts are right-padded: with causal attention no real token sees a pad, so no mask is
+    needed and the numbers equal one-prompt-at-a-time. The output layer runs only at the
+    requested positions (a hook gathers them from the last hidden states).
+    """
+    device = output_device(model)
+    longest = max(len(ids) for ids in prompts_ids)
+    widest = max(len(p) for p in positions)
+    input_ids = torch.zeros((len(prompts_ids), longest), dtype=torch.long)
+    gather = torch.zeros((len(prompts_ids), widest), dtype=torch.long)
+    for row, (ids, pos) in enumerate(zip(prompts_ids, positions)):
+        input_ids[row, :len(ids)] = torch.tensor(ids)
+        gather[row, :len(pos)] = torch.as_tensor(np.asarray(pos))
+        gather[row, len(pos):] = gather[row, len(pos) - 1]
+
+    def keep_positions(module, args):
+        hidden = args[0]
+        index = gather.to(hidden.device)[..., None].expand(-1, -1, hidden.shape[-1])
+        return (torch.gather(hidden, 1, index), *args[1:])
+
+    handle = model.get_output_embeddings().register_forward_pre_hook(keep_positions)
+    try:
+        logits = model(input_ids=input_ids.to(device), use_cache=False).logits
+    finally:
+        handle.remove()
+    if logits.shape[1] != widest:
+        raise RuntimeError(f'output layer saw {logits.shape[1]} positions, expected {widest}')
+    selected = logits[..., torch.as_tensor(list(class_ids), device=logits.device)].float().cpu().numpy()
+    return [selected[row, :len(pos)] for row, pos in enumerate(positions)]
+
+
+def prior_texts(data) -> list[str]:
+    """Three content-free inputs (the original's; a two-feature dataset's field names are
+    rendered as a Python list, and the trailing spaces are kept: a **quirk**)."""
+    text_string, answer = data.text_string, data.answer_string
+    return [f'{answer}: ', f"{text_string}: 'A neutral sentence.'\n{answer}: ", f"{text_string}: .'\n{answer}: "]
+
+
+def prior_logits(model, tokenizer, data, class_ids: Sequence[int]) -> np.ndarray:
+    """All classes' logits at the last token of each content-free input: [3, num_classes]."""
+    encoded = [encode(tokenizer, text)[0] for text in prior_texts(data)]
+    rows = class_logits(model, encoded, [[len(ids) - 1] for ids in encoded], class_ids)
+    return np.concatenate(rows, 0)
+
+
+def prior_log_probs(prior_all: np.ndarray, columns: Sequence[int]) -> np.ndarray:
+    """A variant's prior: mean over the content-free inputs of the log-softmax over its classes."""
+    return log_softmax(prior_all[:, columns]).mean(0)
