@@ -1,0 +1,48 @@
+"""Shared fixtures: the real data folder and one loaded copy of the packaged model."""
+import os
+from pathlib import Path
+
+import pytest
+
+from icl.config import REPO_ROOT
+
+SHARED_DATA = REPO_ROOT.parent / 'shared' / 'data'
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(monkeypatch):
+    """No test talks to wandb's servers or depends on the caller's CLASS_NAMES."""
+    monkeypatch.setenv('WANDB_MODE', os.environ.get('ICL_TEST_WANDB_MODE', 'disabled'))
+    monkeypatch.setenv('WANDB_SILENT', 'true')
+    monkeypatch.delenv('CLASS_NAMES', raising=False)
+
+
+@pytest.fixture(scope='session')
+def real_data_dir() -> Path:
+    """The paper's original dataset files ($ICL_DATA_DIR, else ../shared/data)."""
+    path = Path(os.environ.get('ICL_DATA_DIR') or SHARED_DATA)
+    if not (path / 'sst2' / 'train.tsv').is_file():
+        pytest.skip(f'real data not found at {path}: set ICL_DATA_DIR to a copy of shared/data')
+    return path
+
+
+@pytest.fixture(scope='session')
+def smollm2_spec():
+    from icl import models
+    return models.resolve('smollm2-135m')
+
+
+@pytest.fixture(scope='session')
+def smollm2_tokenizer(smollm2_spec):
+    from icl import models
+    return models.load_tokenizer(smollm2_spec)
+
+
+@pytest.fixture(scope='session')
+def smollm2_fp32(smollm2_spec):
+    """The packaged model in float32, loaded once for the whole session."""
+    import torch
+
+    from icl import models
+    torch.manual_seed(0)
+    return models.load_model(smollm2_spec, torch.float32)
