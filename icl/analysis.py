@@ -4,7 +4,7 @@ At each in-context position the class-token logits are renormalised over one var
 class names (its own, or another's with `choose_logits`); the true label is the row's
 label before any flip or randomisation, as in the paper.
 """
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd

@@ -99,7 +99,8 @@ def set_value(config: config_dict.ConfigDict, key: str, text: str) -> None:
         hint = f"; did you mean {' or '.join(close)}?" if close else '; run with --help_keys to list them'
         raise UsageError(f"unknown config key '{key}'{hint}")
     if isinstance(node[leaf], config_dict.ConfigDict):
-        raise UsageError(f"'{key}' is a group of keys, set one of its leaves: {', '.join(all_keys(node[leaf], key + '.'))}")
+        leaves = ', '.join(all_keys(node[leaf], key + '.'))
+        raise UsageError(f"'{key}' is a group of keys, set one of its leaves: {leaves}")
     value = _value_for_field(node, leaf, text)
     if node.get_type(leaf) is int and isinstance(value, bool):
         value = text  # ml_collections would take True for 1
@@ -149,8 +150,9 @@ def flatten(tree: dict, prefix: str = '') -> dict:
 def validate(config: config_dict.ConfigDict) -> None:
     """Check values that types alone do not catch; UsageError names the key and the valid range."""
     data = config.dataset.config
-    for key, value in (('n_repeats', config.n_repeats), ('dataset.config.num_prompt_examples', data.num_prompt_examples),
-                       ('dataset.config.num_test_samples', data.num_test_samples)):
+    counts = {'n_repeats': config.n_repeats, 'dataset.config.num_prompt_examples': data.num_prompt_examples,
+              'dataset.config.num_test_samples': data.num_test_samples}
+    for key, value in counts.items():
         if value < 1:
             raise UsageError(f"{key}={value} must be at least 1")
     n = data.num_prompt_examples

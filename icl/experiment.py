@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 
 from icl import analysis, models, results, scoring
 from icl.config import flatten, to_dict, validate
-from icl.datasets import BaseDataset, CLASS_NAMES_ENV, class_names_mode, dataset_class
+from icl.datasets import CLASS_NAMES_ENV, BaseDataset, class_names_mode, dataset_class
 from icl.errors import UsageError
 from icl.probs import calibrate, log_softmax
 from icl.prompts import Prompt

@@ -10,8 +10,8 @@ import functools
 import json
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -257,7 +257,8 @@ def load_records(name: str, local_dir: Path | None = None) -> Records:
         return BUNDLED[name]()
     if local_dir is not None:
         if not local_dir.is_dir():
-            raise UsageError(f"data folder '{local_dir}' does not exist (from ${DATA_DIR_ENV} or dataset.config.data_dir)")
+            raise UsageError(f"data folder '{local_dir}' does not exist "
+                             f'(from ${DATA_DIR_ENV} or dataset.config.data_dir)')
         logging.info('Loading %s from local files in %s', name, local_dir)
         return LOCAL[name](local_dir)
     try:

@@ -5,8 +5,8 @@ The format is the original's, byte for byte: an example is
 `Sentence 1: '<a>'\\nSentence 2: '<b>' \\nAnswer: <label>`), each followed by a blank
 line; the query ends `\\nAnswer:` (or `\\nAnswer: ` without the space-bug fix).
 """
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
 
 Features = str | Sequence[str]
 

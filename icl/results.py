@@ -11,8 +11,8 @@ read RUN_DIR itself: pyarrow takes every visible file there for parquet.)
 """
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import pandas as pd

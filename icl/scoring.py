@@ -6,7 +6,7 @@ answer positions and moves only the class-token logits to the CPU.
 """
 import dataclasses
 import logging
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -82,7 +82,8 @@ def label_tokens(tokenizer, data, classes: Sequence[str]) -> LabelTokens:
         token_ids, spans = encode(tokenizer, f'{head} {name}\n\n')
         position = answer_positions(spans, [len(head)])[0]
         label_end = len(head) + 1 + len(name)
-        in_label = [i for i in range(position + 1, len(token_ids)) if spans[i, 0] < label_end and spans[i, 1] > spans[i, 0]]
+        in_label = [i for i in range(position + 1, len(token_ids))
+                    if spans[i, 0] < label_end and spans[i, 1] > spans[i, 0]]
         ids.append(token_ids[position + 1])
         tokens.append(tokenizer.convert_ids_to_tokens(token_ids[position + 1]))
         if len(in_label) > 1:
