@@ -88,6 +88,13 @@ def all_keys(config: config_dict.ConfigDict, prefix: str = '') -> list[str]:
     return keys
 
 
+def close_keys(key: str, keys: list[str]) -> list[str]:
+    """Up to three valid keys near `key`: first those it names without their group, then similar spellings."""
+    same_leaf = [k for k in keys if k.endswith('.' + key)]
+    similar = difflib.get_close_matches(key, keys, n=3, cutoff=0.6)
+    return (same_leaf + [k for k in similar if k not in same_leaf])[:3]
+
+
 def set_value(config: config_dict.ConfigDict, key: str, text: str) -> None:
     """Set `key` (a dotted path) from its command-line text, checking name and type."""
     *parents, leaf = key.split('.')
@@ -95,7 +102,7 @@ def set_value(config: config_dict.ConfigDict, key: str, text: str) -> None:
     for name in parents:
         node = node.get(name) if isinstance(node, config_dict.ConfigDict) else None
     if not isinstance(node, config_dict.ConfigDict) or leaf not in node:
-        close = difflib.get_close_matches(key, all_keys(config), n=3, cutoff=0.6)
+        close = close_keys(key, all_keys(config))
         hint = f"; did you mean {' or '.join(close)}?" if close else '; run with --help_keys to list them'
         raise UsageError(f"unknown config key '{key}'{hint}")
     if isinstance(node[leaf], config_dict.ConfigDict):

@@ -114,6 +114,9 @@ class BaseDataset(metaclass=_ReadsClassNames):
 
         self.rng = rng
         self.test_data = self.dataset[test_set_name]
+        if num_test_samples > len(self.test_data):
+            raise UsageError(f'dataset.config.num_test_samples={num_test_samples} exceeds the {len(self.test_data)} '
+                             f"rows of {self.dataset_name()}'s {test_set_name} split (drawn without replacement)")
         self.test_indices = [int(i) for i in rng.choice(len(self.test_data), num_test_samples, replace=False)]
         self.train_data = self.dataset['train']
         self.num_prompt_examples = num_prompt_examples

@@ -93,8 +93,10 @@ FPB_LABELS = ['negative', 'neutral', 'positive']
 
 def _local_financial_phrasebank(root: Path) -> Records:
     path = _require(root / 'financial_phrasebank' / 'FinancialPhraseBank-v1.0' / 'Sentences_AllAgree.txt')
+    with open(path, encoding='iso-8859-1') as f:  # like the hub; str.splitlines would also split at \x85, \x0c
+        lines = [line.rstrip('\n') for line in f]
     records = []
-    for line in path.read_bytes().decode('iso-8859-1').splitlines():
+    for line in lines:
         if not line:
             continue
         if '@' not in line:
@@ -118,14 +120,22 @@ def _local_medical_questions_pairs(root: Path) -> Records:
 MSR_COLUMNS = ['Quality', '#1 ID', '#2 ID', '#1 String', '#2 String']
 
 
+def _msr_record(row: dict, idx: int) -> dict:
+    return {'sentence1': row['#1 String'], 'sentence2': row['#2 String'], 'label': int(row['Quality']), 'idx': idx}
+
+
 def _local_mrpc(root: Path) -> Records:
+    """Built like the hub's glue builder: train/validation from msr_paraphrase_train.txt split by
+    dev_ids.tsv, `idx` = row of that file (so validation starts at idx 9); test from msr_paraphrase_test.txt."""
     folder = root / 'mrpc'
-    files = {'train': 'train.tsv', 'validation': 'dev.tsv', 'test': 'msr_paraphrase_test.txt'}
-    out = {}
-    for split_name, file in files.items():
-        rows = _read_tsv(folder / file, MSR_COLUMNS)
-        out[split_name] = [{'sentence1': r['#1 String'], 'sentence2': r['#2 String'],
-                            'label': int(r['Quality']), 'idx': i} for i, r in enumerate(rows)]
+    with open(_require(folder / 'dev_ids.tsv'), encoding='utf-8', newline='') as f:
+        dev_ids = {tuple(row[:2]) for row in csv.reader(f, delimiter='\t', quoting=csv.QUOTE_NONE)}
+    out = {'train': [], 'validation': []}
+    for n, row in enumerate(_read_tsv(folder / 'msr_paraphrase_train.txt', MSR_COLUMNS)):
+        in_dev = (row['#1 ID'], row['#2 ID']) in dev_ids
+        out['validation' if in_dev else 'train'].append(_msr_record(row, n))
+    out['test'] = [_msr_record(row, n) for n, row in enumerate(_read_tsv(folder / 'msr_paraphrase_test.txt',
+                                                                           MSR_COLUMNS))]
     return out
 
 
@@ -250,9 +260,11 @@ def data_dir(configured: str | None = None) -> Path | None:
     return Path(chosen).expanduser() if chosen else None
 
 
-@functools.lru_cache(maxsize=4)
+@functools.lru_cache(maxsize=16)  # every dataset once per process; sst2 (67k rows) is the largest
 def load_records(name: str, local_dir: Path | None = None) -> Records:
     """All splits of dataset `name`: bundled, local files (when `local_dir`) or the hub."""
+    if name not in BUNDLED and name not in HUB:
+        raise UsageError(f"no loader for dataset '{name}'; choose one of {', '.join([*HUB, *BUNDLED])}")
     if name in BUNDLED:
         return BUNDLED[name]()
     if local_dir is not None:

@@ -1,0 +1,285 @@
+"""The dataset registry: seeded draws, class-name variants, CLASS_NAMES, default prompts (SPEC.md 2-3)."""
+import logging
+
+import numpy as np
+import pytest
+
+from icl import datasets as icl_datasets
+from icl.datasets import dataset_class, datasets
+from icl.errors import UsageError
+
+BINARY_REPLACEMENTS = {
+    'rating_1': ['bad', 'good'], 'rating_2': ['good', 'bad'], 'options_1': ['A', 'B'], 'options_2': ['B', 'A'],
+    'colors_1': ['green', 'blue'], 'colors_2': ['blue', 'green'],
+    'sea_chair_1': ['sea', 'chair'], 'sea_chair_2': ['chair', 'sea'],
+}
+
+# Every dataset's full variant list, in the order a run uses them, as SPEC.md section 2 lists them.
+SPEC_VARIANTS = {
+    'sst2': {'default': ['negative', 'positive'], 'flip': ['positive', 'negative'], **BINARY_REPLACEMENTS},
+    'subj': {'default': ['objective', 'subjective'], 'flip': ['subjective', 'objective'], **BINARY_REPLACEMENTS},
+    'financial_phrasebank': {
+        'default': ['negative', 'neutral', 'positive'],
+        'perm_1': ['neutral', 'positive', 'negative'],
+        'perm_2': ['positive', 'negative', 'neutral'],
+        'flip_outer': ['positive', 'neutral', 'negative'],
+        'yesno_1': ['no', 'ok', 'yes'], 'yesno_2': ['yes', 'ok', 'no'],
+        'rating_1': ['bad', 'ok', 'good'], 'rating_2': ['good', 'ok', 'bad'],
+        'options_1': ['A', 'B', 'C'], 'options_2': ['C', 'A', 'B'], 'options_3': ['B', 'C', 'A'],
+        'colors_1': ['blue', 'green', 'yellow'], 'colors_2': ['yellow', 'blue', 'green'],
+        'colors_3': ['green', 'yellow', 'blue'],
+    },
+    'medical_questions_pairs': {'default': ['not equivalent', 'equivalent'], 'flip': ['equivalent', 'not equivalent'],
+                                **BINARY_REPLACEMENTS},
+    'mrpc': {'default': ['not equivalent', 'equivalent'], 'flip': ['equivalent', 'not equivalent'],
+             **BINARY_REPLACEMENTS},
+    'wnli': {'default': ['not entailment', 'entailment'], 'flip': ['entailment', 'not entailment'],
+             **BINARY_REPLACEMENTS},
+    'rte': {'default': ['entailment', 'not entailment'], 'flip': ['not entailment', 'entailment'],
+            **BINARY_REPLACEMENTS},
+    'hate_speech': {'default': ['not hate speech', 'hate speech'], 'flip': ['hate speech', 'not hate speech'],
+                    **BINARY_REPLACEMENTS},
+    'ag_news': {
+        'default': ['world', 'sports', 'business', 'science and technology'],
+        'perm_1': ['science and technology', 'world', 'sports', 'business'],
+        'perm_2': ['business', 'science and technology', 'world', 'sports'],
+        'perm_3': ['sports', 'business', 'science and technology', 'world'],
+        'flip': ['science and technology', 'business', 'sports', 'world'],
+        'options_1': ['A', 'B', 'C', 'D'], 'options_2': ['D', 'C', 'B', 'A'],
+    },
+    'author_id': {
+        'default': ['tom', 'jan'], 'flipped': ['jan', 'tom'],
+        'sentiment': ['negative', 'positive'], 'sentiment_flipped': ['positive', 'negative'],
+        'feelings_1': ['happy', 'sad'], 'feelings_2': ['sad', 'happy'],
+        'colors_1': ['green', 'blue'], 'rating_1': ['bad', 'good'], 'sea_chair_1': ['sea', 'chair'],
+        'options_1': ['A', 'B'], 'movie_book_1': ['movie', 'book'],
+    },
+    'tiny_sentiment': {'default': ['negative', 'positive'], 'flip': ['positive', 'negative'], **BINARY_REPLACEMENTS},
+}
+FLIP_VARIANT = {'financial_phrasebank': 'perm_2', 'ag_news': 'perm_1', 'author_id': 'flipped'}  # else 'flip'
+
+
+def tiny(seed: int = 200, **config):
+    """The bundled tiny_sentiment dataset (174 train / 86 test rows) with seeded draws."""
+    settings = {'num_test_samples': 3, 'num_prompt_examples': 5, **config}
+    return datasets['tiny_sentiment'](rng=np.random.default_rng(seed), **settings)
+
+
+# ------------------------------------------------------------------ seeded draws (SPEC.md section 3)
+
+def test_draw_order_test_then_fewshot_then_random_labels():
+    data = tiny(random_labels=True)
+    assert (len(data.test_data), len(data.train_data)) == (86, 174)
+    assert data.test_indices == [20, 3, 54]
+    assert data.fewshot_indices == [5, 94, 30, 155, 99]
+    prompt = data.build_prompt('a query')
+    assert prompt.true_labels == [1, 0, 1, 0, 1]
+    assert prompt.shown_labels == [0, 1, 1, 0, 0]  # labels of the random rows [75, 95, 82, 91, 83]
+
+    rng = np.random.default_rng(200)  # the spec's draws, written out with range() as the original did
+    assert rng.choice(range(86), 3, replace=False).tolist() == [20, 3, 54]
+    assert rng.choice(range(174), 5).tolist() == [5, 94, 30, 155, 99]
+    random_rows = [int(rng.choice(range(174), 1)[0]) for _ in range(5)]
+    assert random_rows == [75, 95, 82, 91, 83]
+    assert prompt.shown_labels == [data.train_data[row]['label'] for row in random_rows]
+
+
+def test_fewshot_draw_is_with_replacement():
+    data = tiny(seed=0, num_test_samples=1, num_prompt_examples=400)  # more examples than training rows
+    assert len(data.fewshot_indices) == 400
+    assert len(set(data.fewshot_indices)) < 174
+    rng = np.random.default_rng(0)
+    rng.choice(range(86), 1, replace=False)
+    assert data.fewshot_indices == rng.choice(range(174), 400).tolist()
+
+
+@pytest.mark.parametrize('n, size', [(86, 3), (872, 1), (67349, 140), (2, 2), (1, 1)])
+@pytest.mark.parametrize('replace', [True, False])
+def test_choice_of_n_draws_the_same_stream_as_choice_of_range_n(n, size, replace):
+    fast, original = np.random.default_rng(7), np.random.default_rng(7)
+    for _ in range(3):  # the draws and the generator state after them
+        drawn = fast.choice(n, size, replace=replace).tolist()
+        assert drawn == original.choice(range(n), size, replace=replace).tolist()
+        assert fast.choice(n, 1).tolist() == original.choice(range(n), 1).tolist()
+    assert fast.bit_generator.state == original.bit_generator.state
+
+
+def test_every_variant_of_a_repetition_sees_the_same_examples():
+    default, flipped = tiny(seed=3), tiny(seed=3, class_names=['positive', 'negative'])
+    assert default.test_indices == flipped.test_indices
+    assert default.fewshot_indices == flipped.fewshot_indices
+    default_prompt, flipped_prompt = default.build_prompt('q'), flipped.build_prompt('q')
+    assert default_prompt.train_indices == flipped_prompt.train_indices
+    swap = {'negative': 'positive', 'positive': 'negative'}
+    assert flipped_prompt.shown_texts == [swap[text] for text in default_prompt.shown_texts]
+
+
+def test_more_test_samples_than_test_rows_is_a_usage_error():
+    with pytest.raises(UsageError, match=r"num_test_samples=87 exceeds the 86 rows of tiny_sentiment's test split"):
+        tiny(num_test_samples=87)
+
+
+def test_use_model_preds_as_labels_is_refused():
+    with pytest.raises(UsageError, match='use_model_preds_as_labels=True is not supported'):
+        tiny(use_model_preds_as_labels=True)
+
+
+# ------------------------------------------------------------------ class-name variants and CLASS_NAMES
+
+@pytest.mark.parametrize('name', sorted(SPEC_VARIANTS))
+def test_full_variant_list_matches_the_spec(name, monkeypatch):
+    monkeypatch.setenv('CLASS_NAMES', 'ALL')
+    assert list(datasets[name].class_name_variants.items()) == list(SPEC_VARIANTS[name].items())
+
+
+def test_every_registered_dataset_is_checked():
+    assert set(datasets) == set(SPEC_VARIANTS)
+
+
+@pytest.mark.parametrize('name', sorted(SPEC_VARIANTS))
+def test_unset_class_names_means_all(name):
+    assert list(datasets[name].class_name_variants) == list(SPEC_VARIANTS[name])  # conftest unsets CLASS_NAMES
+
+
+@pytest.mark.parametrize('name', sorted(SPEC_VARIANTS))
+def test_default_only(name, monkeypatch):
+    monkeypatch.setenv('CLASS_NAMES', 'DEFAULT_ONLY')
+    default = SPEC_VARIANTS[name]['default']
+    assert datasets[name].class_name_variants == {'default': default}
+    assert datasets[name].all_classes == sorted(default)
+
+
+@pytest.mark.parametrize('name', sorted(SPEC_VARIANTS))
+def test_default_and_flip(name, monkeypatch):
+    monkeypatch.setenv('CLASS_NAMES', 'DEFAULT_AND_FLIP')
+    flip = FLIP_VARIANT.get(name, 'flip')
+    assert datasets[name].class_name_variants == {'default': SPEC_VARIANTS[name]['default'],
+                                                  flip: SPEC_VARIANTS[name][flip]}
+
+
+def test_flip_variants_literally(monkeypatch):
+    monkeypatch.setenv('CLASS_NAMES', 'DEFAULT_AND_FLIP')
+    assert datasets['sst2'].class_name_variants == {'default': ['negative', 'positive'],
+                                                    'flip': ['positive', 'negative']}
+    assert datasets['financial_phrasebank'].class_name_variants == {
+        'default': ['negative', 'neutral', 'positive'], 'perm_2': ['positive', 'negative', 'neutral']}
+    assert datasets['ag_news'].class_name_variants == {
+        'default': ['world', 'sports', 'business', 'science and technology'],
+        'perm_1': ['science and technology', 'world', 'sports', 'business']}
+    assert datasets['author_id'].class_name_variants == {'default': ['tom', 'jan'], 'flipped': ['jan', 'tom']}
+    assert datasets['rte'].class_name_variants == {'default': ['entailment', 'not entailment'],
+                                                   'flip': ['not entailment', 'entailment']}
+
+
+@pytest.mark.parametrize('value', ['all', 'DEFAULT', 'FLIP', 'default_only'])
+def test_other_class_names_values_are_an_error_naming_the_valid_ones(value, monkeypatch):
+    monkeypatch.setenv('CLASS_NAMES', value)
+    with pytest.raises(UsageError, match=f"CLASS_NAMES='{value}' is not valid; use one of ALL, DEFAULT_ONLY, "
+                                         'DEFAULT_AND_FLIP'):
+        _ = datasets['sst2'].class_name_variants
+
+
+def test_all_classes_is_the_sorted_union_of_the_selected_variants(monkeypatch):
+    assert datasets['sst2'].all_classes == ['A', 'B', 'bad', 'blue', 'chair', 'good', 'green', 'negative',
+                                            'positive', 'sea']
+    assert datasets['financial_phrasebank'].all_classes == [
+        'A', 'B', 'C', 'bad', 'blue', 'good', 'green', 'negative', 'neutral', 'no', 'ok', 'positive', 'yellow', 'yes']
+    assert datasets['ag_news'].all_classes == ['A', 'B', 'C', 'D', 'business', 'science and technology', 'sports',
+                                               'world']
+    assert datasets['author_id'].all_classes == ['A', 'B', 'bad', 'blue', 'book', 'chair', 'good', 'green', 'happy',
+                                                 'jan', 'movie', 'negative', 'positive', 'sad', 'sea', 'tom']
+    monkeypatch.setenv('CLASS_NAMES', 'DEFAULT_AND_FLIP')
+    assert datasets['financial_phrasebank'].all_classes == ['negative', 'neutral', 'positive']
+
+
+def test_class_level_and_instance_level_access_agree(monkeypatch):
+    data = tiny()
+    assert data.class_name_variants == datasets['tiny_sentiment'].class_name_variants
+    assert data.all_classes == datasets['tiny_sentiment'].all_classes
+    monkeypatch.setenv('CLASS_NAMES', 'DEFAULT_ONLY')  # read when asked, not when constructed
+    assert data.class_name_variants == {'default': ['negative', 'positive']}
+    assert data.all_classes == ['negative', 'positive']
+
+
+def test_class_names_of_an_instance():
+    data = tiny()
+    assert (data.class_names, data.num_classes, data.numlabel2text) == (['negative', 'positive'], 2,
+                                                                        {0: 'negative', 1: 'positive'})
+    data = tiny(class_names=['A', 'B'], reverse_labels=True)
+    assert data.class_names == ['B', 'A']
+
+
+# ------------------------------------------------------------------ per-dataset constants
+
+def test_default_prompt_strings_keep_the_original_text():
+    prompts = {name: klass.default_prompt_string for name, klass in datasets.items()}
+    assert prompts == {
+        'sst2': 'Is the sentiment of the following sentence `positive` or `negative`. '
+                'Respond with `positive` or `negative.',
+        'subj': 'Is the following sentence `objective` or `subjective`. Respond with `objective` or `subjective`.',
+        'financial_phrasebank': 'Is the sentiment of the following sentence `negative`, `neutral`, or `positive`. '
+                                'Respond with `negative`, `neutral`, or `positive`.',
+        'mrpc': 'Are Sentence 1 and Sentence 2 equivalent? Respond with `equivalent` or `not equivalent`.',
+        'medical_questions_pairs': 'Are Question 1 and Question 2 equivalent? '
+                                   'Respond with `equivalent` or `not equivalent`.',
+        'wnli': 'Does Sentence 1 entail Sentence 1? Respond with `entailment` or `not entailment`.',
+        'rte': 'Does Sentence 1 entail Sentence 1? Respond with `entailment` or `not entailment`.',
+        'hate_speech': 'Does the sentence contain hate speech? Respond with `hate speech` or `not hate speech`.',
+        'ag_news': 'To which category does the following news article belong: '
+                   '`world`, `sport`, `busines`, or `science and technology`?',
+        'author_id': None,
+        'tiny_sentiment': None,
+    }
+
+
+def test_fields_of_each_dataset():
+    fields = {name: (k.feature_name, k.text_string, k.label_name) for name, k in datasets.items()}
+    assert fields == {
+        'sst2': ('sentence', 'Sentence', 'label'),
+        'subj': ('text', 'Sentence', 'label'),
+        'financial_phrasebank': ('sentence', 'Sentence', 'label'),
+        'author_id': ('sentence', 'Sentence', 'author'),
+        'medical_questions_pairs': (['question_1', 'question_2'], ['Question 1', 'Question 2'], 'label'),
+        'mrpc': (['sentence1', 'sentence2'], ['Sentence 1', 'Sentence 2'], 'label'),
+        'wnli': (['sentence1', 'sentence2'], ['Sentence 1', 'Sentence 2'], 'label'),
+        'rte': (['sentence1', 'sentence2'], ['Sentence 1', 'Sentence 2'], 'label'),
+        'hate_speech': ('text', 'Sentence', 'label'),
+        'ag_news': ('text', 'Sentence', 'label'),
+        'tiny_sentiment': ('sentence', 'Sentence', 'label'),
+    }
+
+
+def test_unknown_dataset_lists_the_valid_names():
+    with pytest.raises(UsageError) as error:
+        dataset_class('sst-2')
+    assert str(error.value) == ("unknown dataset 'sst-2'; choose one of sst2, subj, financial_phrasebank, author_id, "
+                                'medical_questions_pairs, mrpc, wnli, rte, hate_speech, ag_news, tiny_sentiment')
+
+
+def test_author_id_without_its_private_file_names_it(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(UsageError, match=r"author_id needs the private file 'data/tomvjan/chat_cleaned\.csv'; "
+                                         r'looked in: .*chat_cleaned\.csv'):
+        datasets['author_id'](rng=np.random.default_rng(0), num_test_samples=1, num_prompt_examples=2,
+                              data_dir=str(tmp_path))
+
+
+# ------------------------------------------------------------------ test split, on the real files
+
+TEST_SPLIT_ROWS = {  # rows of the query split: (use_validation_if_possible=True, False)
+    'sst2': (872, 1821), 'subj': (2000, 2000), 'financial_phrasebank': (748, 748),
+    'medical_questions_pairs': (1006, 1006), 'mrpc': (408, 1725), 'wnli': (71, 146), 'rte': (277, 3000),
+    'hate_speech': (660, 660), 'ag_news': (7600, 7600),
+}
+
+
+@pytest.mark.parametrize('name', sorted(TEST_SPLIT_ROWS))
+def test_query_split_follows_use_validation_if_possible(name, real_data_dir, monkeypatch, caplog):
+    monkeypatch.setattr(icl_datasets, '_warned', set())
+    caplog.set_level(logging.WARNING)
+    make = lambda validation: datasets[name](rng=np.random.default_rng(0), num_test_samples=1,  # noqa: E731
+                                             num_prompt_examples=2, data_dir=str(real_data_dir),
+                                             use_validation_if_possible=validation)
+    assert (len(make(True).test_data), len(make(False).test_data)) == TEST_SPLIT_ROWS[name]
+    warned = f'No validation set for {name}' in caplog.text
+    assert warned == (name not in ('sst2', 'mrpc', 'wnli', 'rte'))
