@@ -9,6 +9,7 @@ Every `--key.sub=value` flag overrides configs/default.py (or the file given wit
 """
 import logging
 import sys
+from pathlib import Path
 
 from absl import app, flags
 
@@ -33,17 +34,48 @@ def main(argv: list[str], overrides: list[tuple[str, str]]) -> None:
         print('\n'.join(f'{key} = {value!r}' for key, value in icl_config.flatten(config.to_dict()).items()))
         return
     from icl import experiment  # heavy imports (torch) only once the flags are fine
-    experiment.run(config, run_dir=FLAGS.resume or FLAGS.workdir, dry_run=FLAGS.dry_run)
+    experiment.run(config, run_dir=run_dir(), dry_run=FLAGS.dry_run)
+
+
+def run_dir() -> str | None:
+    """--workdir, or --resume, which must name an existing run directory."""
+    if FLAGS.resume is None:
+        return FLAGS.workdir
+    if FLAGS.workdir is not None and Path(FLAGS.workdir).resolve() != Path(FLAGS.resume).resolve():
+        raise UsageError(f"--resume='{FLAGS.resume}' and --workdir='{FLAGS.workdir}' name different folders; give one")
+    if not (Path(FLAGS.resume) / 'config.json').is_file():
+        raise UsageError(f"--resume='{FLAGS.resume}' is not a run directory (it has no config.json)")
+    return FLAGS.resume
+
+
+def parse_flags(argv: list[str]) -> list[str]:
+    """absl's flag parsing, from this program's defaults (run_command may run many times in one
+    process); its errors become a UsageError."""
+    for name in OWN_FLAGS:
+        FLAGS[name].unparse()
+    try:
+        return FLAGS(argv)
+    except flags.Error as error:
+        raise UsageError(str(error).splitlines()[0]) from None
+
+
+def run_command(argv: list[str]) -> int:
+    """Run one command line (argv[0] is the program) in this process; return its exit status:
+    0, or 2 after printing a usage error as one line."""
+    try:
+        overrides, absl_argv = icl_config.split_argv(argv, OWN_FLAGS)
+        app.run(lambda rest: main(rest, overrides), argv=absl_argv, flags_parser=parse_flags)
+    except UsageError as error:
+        print(f'error: {error}', file=sys.stderr)
+        return 2
+    except SystemExit as done:  # app.run ends with sys.exit(main(...)); --help exits too
+        return done.code if isinstance(done.code, int) else 0 if done.code is None else 1
+    return 0
 
 
 def cli(argv: list[str]) -> None:
     logging.basicConfig(format='%(asctime)s %(levelname)-8s %(message)s', level=logging.INFO, datefmt='%H:%M:%S')
-    try:
-        overrides, absl_argv = icl_config.split_argv(argv, OWN_FLAGS)
-        app.run(lambda rest: main(rest, overrides), argv=absl_argv)
-    except UsageError as error:
-        print(f'error: {error}', file=sys.stderr)
-        sys.exit(2)
+    sys.exit(run_command(argv))
 
 
 if __name__ == '__main__':

@@ -162,6 +162,8 @@ def validate(config: config_dict.ConfigDict) -> None:
     for key, value in counts.items():
         if value < 1:
             raise UsageError(f"{key}={value} must be at least 1")
+    if config.random_seed < 0:  # numpy's generators take no negative seeds
+        raise UsageError(f'random_seed={config.random_seed} must be 0 or more')
     n = data.num_prompt_examples
     if data.flip_labels_after != -1 and not 0 <= data.flip_labels_after < n:
         raise UsageError(f'dataset.config.flip_labels_after={data.flip_labels_after} must be -1 (never) or an '

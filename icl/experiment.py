@@ -2,15 +2,18 @@
 
 `plan()` checks everything that can be checked without model weights (config, CLASS_NAMES,
 data, label tokens, prompt lengths) so a wrong command fails in seconds; `run()` then
-loads the model and writes one results part per repetition.
+loads the model and writes one results part per repetition. A run directory of the same
+config is resumed where it stopped; under `accelerate launch` or `torchrun` the processes
+split the repetitions between them.
 """
 import dataclasses
 import datetime
+import functools
 import importlib.metadata
+import json
 import logging
 import os
 import re
-import resource
 import sys
 import time
 from pathlib import Path
@@ -23,7 +26,7 @@ from tqdm.auto import tqdm
 
 from icl import analysis, models, results, scoring
 from icl.config import flatten, to_dict, validate
-from icl.datasets import CLASS_NAMES_ENV, BaseDataset, class_names_mode, dataset_class
+from icl.datasets import BaseDataset, class_names_mode, dataset_class
 from icl.errors import UsageError
 from icl.probs import calibrate, log_softmax
 from icl.prompts import Prompt
@@ -41,11 +44,17 @@ class Plan:
     tokenizer: object
     model_config: object
     context: int  # tokens the model attends to
-    longest_prompt: int  # tokens, over all repetitions (default variant)
+    longest_prompt: int  # tokens (see longest_prompt())
+    examples_per_prompt: int  # in-context examples (one fewer with inputs_off_by_one)
 
     @property
     def num_prompts(self) -> int:
         return self.config.n_repeats * len(self.variants) * self.config.dataset.config.num_test_samples
+
+    @property
+    def rows_per_repetition(self) -> int:
+        """Rows of one repetition's results part: every example and query of every variant."""
+        return len(self.variants) * (self.examples_per_prompt + self.config.dataset.config.num_test_samples)
 
 
 def make_dataset(config: config_dict.ConfigDict, repetition: int, class_names: list[str] | None) -> BaseDataset:
@@ -61,6 +70,25 @@ def query_prompts(data: BaseDataset) -> list[tuple[int, Prompt]]:
     return [(i, data.build_prompt(data.get_feature(data.test_data[i]))) for i in data.test_indices]
 
 
+load_tokenizer = functools.lru_cache(maxsize=4)(models.load_tokenizer)  # plan() of many configs in one process
+LONGEST_CANDIDATES = 8  # repetitions whose prompts longest_prompt() tokenises
+
+
+def first_query_prompt(data: BaseDataset) -> Prompt:
+    return data.build_prompt(data.get_feature(data.test_data[data.test_indices[0]]))
+
+
+def longest_prompt(config: config_dict.ConfigDict, variants: dict[str, list[str]], tokenizer) -> int:
+    """Tokens of the longest prompt, tokenising only likely candidates (all of a 500-repetition
+    run would take seconds; scoring checks every prompt again): in the repetitions whose first
+    default prompt is longest in characters, each variant's longest query prompt."""
+    chars = [len(first_query_prompt(make_dataset(config, r, None)).text) for r in range(config.n_repeats)]
+    candidates = np.argsort(chars, kind='stable')[::-1][:LONGEST_CANDIDATES]
+    texts = [max((prompt.text for _, prompt in query_prompts(make_dataset(config, int(r), names))), key=len)
+             for r in candidates for names in variants.values()]
+    return max(len(ids) for ids in tokenizer(texts, add_special_tokens=True)['input_ids'])
+
+
 def plan(config: config_dict.ConfigDict) -> Plan:
     """Validate a config without loading model weights; UsageError on any problem."""
     validate(config)
@@ -74,28 +102,29 @@ def plan(config: config_dict.ConfigDict) -> Plan:
     classes = sorted({*klass.all_classes, *(n for names in variants.values() for n in names)})
     spec = models.resolve(config.model.name)
     models.resolve_dtype(config.model.dtype)
-    tokenizer = models.load_tokenizer(spec)
+    tokenizer = load_tokenizer(spec)
     label_tokens = scoring.label_tokens(tokenizer, first, classes)
     for variant, names in variants.items():
         label_tokens.check_variant(variant, names)
     model_config = models.load_model_config(spec)
     context = models.context_length(model_config)
-    longest = max(len(scoring.encode(tokenizer, prompt.text)[0])
-                  for r in range(config.n_repeats)
-                  for _, prompt in query_prompts(make_dataset(config, r, None))[:1])
+    longest = longest_prompt(config, variants, tokenizer)
     if longest > context:
         raise UsageError(f'the longest prompt has {longest} tokens but {config.model.name} attends to {context}; '
                          f'use fewer than {config.dataset.config.num_prompt_examples} examples')
     return Plan(config=config, variants=variants, label_tokens=label_tokens, model_spec=spec, tokenizer=tokenizer,
-                model_config=model_config, context=context, longest_prompt=longest)
+                model_config=model_config, context=context, longest_prompt=longest,
+                examples_per_prompt=first_query_prompt(first).num_examples)
 
 
 def describe_plan(p: Plan) -> str:
     c = p.config
+    dtype = str(models.resolve_dtype(c.model.dtype)).removeprefix('torch.')
+    source = p.model_spec.source or p.model_spec.package
     return '\n'.join([
         f'dataset        {c.dataset.name} ({c.dataset.config.num_prompt_examples} examples per prompt)',
-        f'CLASS_NAMES    {os.environ.get(CLASS_NAMES_ENV) or "ALL"}: {", ".join(p.variants)}',
-        f'model          {c.model.name} ({p.model_spec.source or p.model_spec.package}, dtype {c.model.dtype})',
+        f'CLASS_NAMES    {class_names_mode()}: {", ".join(p.variants)}',
+        f'model          {c.model.name} ({source}, dtype {c.model.dtype}: {dtype})',
         f'prompts        {c.n_repeats} repetitions x {len(p.variants)} variants = {p.num_prompts}',
         f'longest prompt {p.longest_prompt} tokens of {p.context}',
         f'label tokens   {", ".join(f"{n}={t!r}" for n, t in zip(p.label_tokens.classes, p.label_tokens.tokens))}',
@@ -120,40 +149,117 @@ def versions() -> dict:
 
 def run_record(p: Plan) -> dict:
     """config.json: what produced the run (resume compares it)."""
-    return {'config': to_dict(p.config), 'class_names_env': os.environ.get(CLASS_NAMES_ENV),
+    return {'config': to_dict(p.config), 'class_names_env': class_names_mode(),
+            'dtype': str(models.resolve_dtype(p.config.model.dtype)).removeprefix('torch.'),
             'model': models.describe(p.model_spec, p.model_config), 'versions': versions(),
             'command': sys.argv, 'created': datetime.datetime.now().isoformat(timespec='seconds')}
 
 
-def open_run_dir(p: Plan, run_dir: Path | None) -> tuple[Path, dict]:
-    """Create the run directory, or reopen one made by the same config (to resume)."""
-    record = run_record(p)
-    run_dir = Path(run_dir) if run_dir else default_run_dir(p.config)
-    config_path = run_dir / 'config.json'
-    if config_path.is_file():
-        try:
-            old = results.read_json(config_path)
-        except ValueError:
-            raise UsageError(f"'{config_path}' is not valid JSON; not a run directory of this tool") from None
-        differing = config_differences(old, record)
-        if differing:
-            raise UsageError(f"'{run_dir}' holds a run with a different config ({', '.join(differing)}); "
-                             'use a new --workdir')
-        return run_dir, {**record, 'created': old.get('created'), 'wandb': old.get('wandb')}
-    if run_dir.exists() and any(run_dir.iterdir()):
-        raise UsageError(f"'{run_dir}' exists and is not a run directory of this tool; use a new --workdir")
+def compared_settings(record: dict) -> dict:
+    """What must be equal for a run to be resumed: every config key, CLASS_NAMES and the resolved dtype."""
+    record = json.loads(json.dumps(record, default=str))  # compare as stored (tuples become lists)
+    return {**flatten(record['config']), 'CLASS_NAMES': record.get('class_names_env') or 'ALL',
+            'dtype (resolved model.dtype)': record.get('dtype')}
+
+
+def config_differences(old: dict, new: dict) -> dict[str, tuple]:
+    """{key: (old value, new value)} for each setting that differs between two config.json records."""
+    a, b = compared_settings(old), compared_settings(new)
+    return {key: (a.get(key), b.get(key)) for key in sorted(a.keys() | b.keys()) if a.get(key) != b.get(key)}
+
+
+@dataclasses.dataclass
+class RunDir:
+    """A run directory as found before anything is written to it."""
+    path: Path
+    record: dict | None  # its config.json; None for a new run
+    done: list[int]  # repetitions with a complete part file
+    invalid: dict[Path, str]  # damaged part files -> what is wrong (set aside and redone)
+
+    def describe(self, n_repeats: int) -> str:
+        if self.record is None:
+            return f'run dir        {self.path} (new)'
+        redo = f', {len(self.invalid)} damaged part(s) to redo' if self.invalid else ''
+        return f'run dir        {self.path} (resume: {len(self.done)} of {n_repeats} repetitions done{redo})'
+
+
+def read_record(config_path: Path) -> dict:
+    """A run directory's config.json; UsageError if it is not one this tool wrote."""
     try:
-        run_dir.mkdir(parents=True, exist_ok=True)
+        record = results.read_json(config_path)
+    except (OSError, ValueError):
+        raise UsageError(f"'{config_path}' is damaged (not readable JSON); this run cannot be resumed, "
+                         'use a new --workdir') from None
+    if not isinstance(record, dict) or not isinstance(record.get('config'), dict):
+        raise UsageError(f"'{config_path}' is not a config.json of this tool (no 'config' object); "
+                         'use a new --workdir')
+    return record
+
+
+def check_writable(path: Path) -> None:
+    """UsageError unless `path`, or the folder it would be created in, can be written."""
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise UsageError(f"cannot create run directory '{path}': '{existing}' is not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UsageError(f"cannot write to '{existing}' (permission denied or read-only file system); "
+                         'give a --workdir you can write')
+
+
+def inspect_run_dir(p: Plan, path: Path, check_parts: bool = True) -> RunDir:
+    """Check `path` without writing to it: a new run, or a run of this very config to resume.
+
+    UsageError for a folder that cannot be written, a file, a non-empty folder this tool did
+    not make, a damaged config.json, or a run of another config (naming the keys that differ).
+    """
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"run directory '{path}' is a file; use a new --workdir")
+    config_path = path / 'config.json'
+    if not config_path.exists():
+        if path.exists() and any(not results.is_temporary(entry) for entry in path.iterdir()):
+            raise UsageError(f"'{path}' is not empty and has no config.json, so it is not a run directory of this "
+                             'tool; use a new --workdir')
+        check_writable(path)
+        return RunDir(path, None, [], {})
+    old = read_record(config_path)
+    differing = config_differences(old, run_record(p))
+    if differing:
+        shown = ', '.join(f'{key} {_short(a)} -> {_short(b)}' for key, (a, b) in differing.items())
+        raise UsageError(f"'{path}' holds a run of a different config ({shown}); resume it with its own "
+                         'command (see its config.json) or use a new --workdir')
+    check_writable(path)
+    invalid = results.invalid_parts(path, p.config.n_repeats, p.rows_per_repetition, list(p.variants)) \
+        if check_parts else {}
+    done = [r for r in results.completed_repetitions(path) if results.part_path(path, r) not in invalid]
+    return RunDir(path, old, done, invalid)
+
+
+def _short(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + '...'
+
+
+def start_run_dir(p: Plan, found: RunDir) -> dict:
+    """Write config.json (new run) or note the resumption in it, and set damaged parts aside."""
+    now = run_record(p)
+    record = now
+    if found.record is not None:
+        for key in ('versions', 'model'):
+            if found.record.get(key) != now[key]:
+                logging.warning('Resuming with a different %s than the run started with: %s (was %s)', key,
+                                now[key], found.record.get(key))
+        resumed = {key: now[key] for key in ('created', 'command', 'versions', 'model')}
+        record = {**found.record, 'resumed': [*found.record.get('resumed', []), resumed]}
+    try:
+        found.path.mkdir(parents=True, exist_ok=True)
+        results.write_json(found.path / 'config.json', record)
     except OSError as error:
-        raise UsageError(f"cannot create run directory '{run_dir}': {error.strerror}") from None
-    return run_dir, record
-
-
-def config_differences(old: dict, new: dict) -> list[str]:
-    """Keys whose values differ between two config.json records."""
-    a = {**flatten(old.get('config', {})), 'CLASS_NAMES': old.get('class_names_env')}
-    b = {**flatten(new['config']), 'CLASS_NAMES': new['class_names_env']}
-    return sorted(key for key in a.keys() | b.keys() if a.get(key) != b.get(key))
+        raise UsageError(f"cannot write to run directory '{found.path}': {error.strerror}") from None
+    for path, problem in found.invalid.items():
+        logging.warning('Redoing %s (%s); the file is kept as %s', path.name, problem, results.set_aside(path).name)
+    return record
 
 
 def setup_record(p: Plan, data: BaseDataset, priors: dict[str, np.ndarray]) -> dict:
@@ -167,17 +273,21 @@ def setup_record(p: Plan, data: BaseDataset, priors: dict[str, np.ndarray]) -> d
 
 
 def peak_memory_mb() -> float:
-    if torch.cuda.is_available():
-        return torch.cuda.max_memory_allocated() / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+    """While scoring, weights included (models.load_model restarts the count): see models.peak_memory_mb."""
+    return models.peak_memory_mb()
 
 
 class Scorer:
-    """Scores prompts with a loaded model; counts tokens and checks label tokens."""
+    """Scores prompts with a loaded model; counts tokens and checks label tokens.
 
-    def __init__(self, model, tokenizer, label_tokens: scoring.LabelTokens, context: int, batch_size: int):
+    `batch_size` prompts share a forward pass; None (model.batch_size='auto' on a GPU) starts at
+    MAX_AUTO_BATCH and halves on out-of-memory, keeping the size that fits for the rest of the run.
+    """
+
+    def __init__(self, model, tokenizer, label_tokens: scoring.LabelTokens, context: int, batch_size: int | None):
         self.model, self.tokenizer, self.label_tokens = model, tokenizer, label_tokens
-        self.context, self.batch_size = context, batch_size
+        self.context, self.auto_batch = context, batch_size is None
+        self.batch_size = MAX_AUTO_BATCH if batch_size is None else batch_size
         self.tokens = self.prompts = 0
         self._label_ids = dict(zip(label_tokens.classes, label_tokens.ids))
         self._mismatch_warned = False
@@ -205,17 +315,38 @@ class Scorer:
         encoded = [self.positions(p) for p in prompts]
         out = [None] * len(prompts)
         order = sorted(range(len(prompts)), key=lambda i: len(encoded[i][0]))  # similar lengths batch well
-        for start in range(0, len(order), self.batch_size):
+        start = 0
+        while start < len(order):
             chunk = order[start:start + self.batch_size]
-            logits = scoring.class_logits(self.model, [encoded[i][0] for i in chunk],
-                                          [encoded[i][1] for i in chunk], self.label_tokens.ids)
+            logits = self._class_logits([encoded[i] for i in chunk])
+            if logits is None:
+                continue  # out of GPU memory: the batch was halved, retry
             for i, values in zip(chunk, logits):
                 out[i] = (encoded[i][1], values)
                 self.tokens += len(encoded[i][0])
             self.prompts += len(chunk)
+            start += len(chunk)
             if progress is not None:
                 progress.update(len(chunk))
         return out
+
+    def _class_logits(self, batch: list[tuple[list[int], np.ndarray]]) -> list[np.ndarray] | None:
+        """Class logits of one batch; None if the automatic batch size ran out of GPU memory (then halved)."""
+        try:
+            return scoring.class_logits(self.model, [ids for ids, _ in batch], [pos for _, pos in batch],
+                                        self.label_tokens.ids)
+        except torch.cuda.OutOfMemoryError:
+            if len(batch) == 1:
+                raise UsageError(f'a prompt of {len(batch[0][0])} tokens does not fit in GPU memory; use fewer '
+                                 'examples, more GPUs or a -8bit model') from None
+            if not self.auto_batch:
+                raise UsageError(f'model.batch_size={self.batch_size} does not fit in GPU memory; '
+                                 "use a smaller one or 'auto'") from None
+        # Outside the except block, so the failed pass's tensors are freed before the retry.
+        self.batch_size = len(batch) // 2
+        torch.cuda.empty_cache()
+        logging.info('Out of GPU memory at %d prompts per pass; using %d from now on', len(batch), self.batch_size)
+        return None
 
 
 def repetition_rows(p: Plan, scorer: Scorer, repetition: int, priors: dict[str, np.ndarray],
@@ -239,33 +370,124 @@ def repetition_rows(p: Plan, scorer: Scorer, repetition: int, priors: dict[str, 
     return rows
 
 
-def resolve_batch_size(value) -> int:
+MAX_AUTO_BATCH = 64  # first try of model.batch_size='auto' on a GPU
+
+
+def resolve_batch_size(value: int | str) -> int | None:
+    """Prompts per forward pass: an int as given; 'auto' -> None on a GPU (the Scorer finds the
+    largest batch that fits) and 1 on the CPU, where batching does not pay (README, benchmark)."""
     if value == 'auto':
-        return 8 if torch.cuda.is_available() else 1
+        return None if torch.cuda.is_available() else 1
     return int(value)
 
 
-def run(config: config_dict.ConfigDict, run_dir: str | Path | None = None, dry_run: bool = False) -> Path | None:
-    """Run the experiment described by `config`; returns the run directory (None for a dry run)."""
-    p = plan(config)
-    print(describe_plan(p))
-    if dry_run:
-        return None
-    run_dir, record = open_run_dir(p, run_dir)
-    done = set(results.completed_repetitions(run_dir))
-    todo = [r for r in range(config.n_repeats) if r not in done]
-    if done:
-        logging.info('Resuming %s: %d of %d repetitions done', run_dir, len(done), config.n_repeats)
+def processes():
+    """This process's place among those `accelerate launch` or `torchrun` started (alone without them).
 
+    cpu=True: the processes only coordinate, over gloo on the CPU; each places its own model
+    (process_gpus), so the process group never touches a GPU.
+    """
+    from accelerate import PartialState
+    return PartialState(cpu=True)
+
+
+def process_gpus(state) -> list[int] | None:
+    """The GPUs of this process when several processes share a machine (None: all visible GPUs)."""
+    if state.num_processes == 1 or not torch.cuda.is_available():
+        return None
+    count, local = torch.cuda.device_count(), int(os.environ.get('LOCAL_WORLD_SIZE', state.num_processes))
+    share = count // local
+    if share == 0:  # more processes than GPUs: they share them in turn
+        return [state.local_process_index % count]
+    return list(range(state.local_process_index * share, (state.local_process_index + 1) * share))
+
+
+def from_main(state, value):
+    """Process 0's `value`, in every process (also a barrier)."""
+    if state.num_processes == 1:
+        return value
+    from accelerate.utils import broadcast_object_list
+    return broadcast_object_list([value])[0]
+
+
+def wait_for_parts(run_dir: Path, repetitions: list[int], poll_s: float = 2.0) -> None:
+    """Block until every repetition has its part file (the other processes write theirs)."""
+    missing = set(repetitions) - set(results.completed_repetitions(run_dir))
+    if missing:
+        logging.info('Waiting for %d repetitions from the other processes', len(missing))
+    while missing:  # no barrier: its timeout would end a run whose processes finish minutes apart
+        time.sleep(poll_s)
+        missing -= set(results.completed_repetitions(run_dir))
+
+
+def run(config: config_dict.ConfigDict, run_dir: str | Path | None = None, dry_run: bool = False) -> Path | None:
+    """Run the experiment described by `config`; returns the run directory (None for a dry run).
+
+    An existing run directory of the same config is resumed after its last complete repetition.
+    Under `accelerate launch` or `torchrun` with N processes, each scores every N-th repetition
+    still to do; process 0 alone writes config.json and setup.json, owns the wandb run and, once
+    every part exists, logs the curves and prints the summary.
+    """
+    p = plan(config)
+    state = processes()
+    try:
+        return run_planned(p, state, Path(run_dir) if run_dir else None, dry_run)
+    finally:
+        state.destroy_process_group()  # else gloo aborts the process when it exits
+
+
+def run_planned(p: Plan, state, run_dir: Path | None, dry_run: bool) -> Path | None:
+    config, main = p.config, state.is_main_process
+    if main:
+        print(describe_plan(p))
+    run_dir = from_main(state, run_dir or default_run_dir(config))  # its time stamp is process 0's
+    found = inspect_run_dir(p, run_dir, check_parts=main)
+    if dry_run:
+        if main:
+            print(found.describe(config.n_repeats))
+        return None
+    state.wait_for_everyone()  # every process has inspected the folder before process 0 writes to it
+    tracker = open_tracked_run(p, found) if main else None
+    todo = from_main(state, [r for r in range(config.n_repeats) if r not in set(found.done)])
+    mine = todo[state.process_index::state.num_processes]
+    if state.num_processes > 1:
+        logging.info('Process %d of %d scores repetitions %s', state.process_index, state.num_processes, mine)
+    if not main and not mine:
+        return run_dir
+    setup_path = run_dir / 'setup.json'
+    if mine or not setup_path.is_file():
+        setup = score_repetitions(p, run_dir, mine, tracker, process_gpus(state))
+        setup['timing']['processes'] = state.num_processes  # the timing is process 0's
+    else:  # nothing left to score: the model is not needed
+        setup = results.read_json(setup_path)
+    if main:
+        finish_run(p, run_dir, setup, tracker, others=sorted(set(todo) - set(mine)))
+    return run_dir
+
+
+def open_tracked_run(p: Plan, found: RunDir):
+    """Write config.json and start (or continue) the run's wandb run; the Tracker."""
     from icl.tracking import Tracker
-    tracker = Tracker(config=flatten(to_dict(config)), run_dir=run_dir, debug=config.debug, note=config.note,
+    record = start_run_dir(p, found)
+    c = p.config
+    tracker = Tracker(config=flatten(to_dict(c)), run_dir=found.path, debug=c.debug, note=c.note,
                       resume_id=(record.get('wandb') or {}).get('id'))
     record['wandb'] = tracker.info()
-    results.write_json(run_dir / 'config.json', record)
+    results.write_json(found.path / 'config.json', record)
+    if found.done:
+        logging.info('Resuming %s: %d of %d repetitions done', found.path, len(found.done), c.n_repeats)
+    return tracker
 
+
+def score_repetitions(p: Plan, run_dir: Path, repetitions: list[int], tracker, gpus: list[int] | None) -> dict:
+    """Load the model and write one part per repetition; the setup record with `timing`.
+
+    With a tracker (process 0), also writes setup.json and logs each repetition to wandb.
+    """
+    config = p.config
     start = time.perf_counter()
     dtype = models.resolve_dtype(config.model.dtype)
-    model = models.load_model(p.model_spec, dtype)
+    model = models.load_model(p.model_spec, dtype, gpus=gpus)
     load_s = time.perf_counter() - start
     scorer = Scorer(model, p.tokenizer, p.label_tokens, p.context, resolve_batch_size(config.model.batch_size))
 
@@ -273,32 +495,39 @@ def run(config: config_dict.ConfigDict, run_dir: str | Path | None = None, dry_r
     prior_all = scoring.prior_logits(model, p.tokenizer, first, p.label_tokens.ids)
     priors = {v: scoring.prior_log_probs(prior_all, p.label_tokens.index(names)) for v, names in p.variants.items()}
     setup = setup_record(p, first, priors)
-    results.write_json(run_dir / 'setup.json', setup)
+    if tracker is not None:
+        results.write_json(run_dir / 'setup.json', setup)
 
     start = time.perf_counter()
     per_repetition = len(p.variants) * config.dataset.config.num_test_samples
-    with tqdm(total=len(todo) * per_repetition, desc='prompts', unit='prompt') as progress:
-        for repetition in todo:
+    with tqdm(total=len(repetitions) * per_repetition, desc='prompts', unit='prompt',
+              disable=tracker is None) as progress:
+        for repetition in repetitions:
             rows = repetition_rows(p, scorer, repetition, priors, config.model.calibrate, progress)
             part = results.write_part(run_dir, repetition, rows)
-            tracker.save(part)
-            metrics = analysis.position_metrics(pd.DataFrame(rows), setup)
-            tracker.log_repetition(repetition, metrics.groupby('variant', sort=False)[list(analysis.METRICS)]
-                                   .mean().reset_index())
-    scoring_s = time.perf_counter() - start
-
-    setup['timing'] = {'load_s': round(load_s, 3), 'scoring_s': round(scoring_s, 3), 'prompts': scorer.prompts,
-                       'tokens': scorer.tokens, 'peak_memory_mb': round(peak_memory_mb(), 1),
+            if tracker is not None:
+                tracker.save(part)
+                metrics = analysis.position_metrics(pd.DataFrame(rows), setup)
+                tracker.log_repetition(repetition, metrics.groupby('variant', sort=False)[list(analysis.METRICS)]
+                                       .mean().reset_index())
+    setup['timing'] = {'load_s': round(load_s, 3), 'scoring_s': round(time.perf_counter() - start, 3),
+                       'prompts': scorer.prompts, 'tokens': scorer.tokens, 'peak_memory_mb': round(peak_memory_mb(), 1),
                        'dtype': str(dtype).removeprefix('torch.'), 'device': str(scoring.output_device(model))}
+    return setup
+
+
+def finish_run(p: Plan, run_dir: Path, setup: dict, tracker, others: list[int]) -> None:
+    """Process 0, once the other processes' repetitions are on disk: setup.json, wandb curves, summary."""
+    wait_for_parts(run_dir, others)
+    for repetition in others:
+        tracker.save(results.part_path(run_dir, repetition))
     results.write_json(run_dir / 'setup.json', setup)
     tracker.save(run_dir / 'setup.json')
     tracker.save(run_dir / 'config.json')
-
     metrics = analysis.position_metrics(results.read_table(run_dir), setup)
     tracker.log_curves(analysis.curves(metrics))
     tracker.finish()
     print(summary_text(analysis.early_late(metrics), run_dir))
-    return run_dir
 
 
 def summary_text(table: pd.DataFrame, run_dir: Path) -> str:

