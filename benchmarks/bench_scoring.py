@@ -172,7 +172,7 @@ def our_way(model, work: Workload, batch_size: int | None) -> tuple[list[np.ndar
     """As experiment.run(): the prior once, then every prompt through the Scorer; also the batch size used."""
     plan = work.plan
     scoring.prior_logits(model, plan.tokenizer, work.data, plan.label_tokens.ids)
-    scorer = experiment.Scorer(model, plan.tokenizer, plan.label_tokens, plan.context, batch_size)
+    scorer = scoring.Scorer(model, plan.tokenizer, plan.label_tokens, plan.context, batch_size)
     return [logits for _, logits in scorer.score([job.prompt for job in work.jobs])], scorer.batch_size
 
 
@@ -186,7 +186,7 @@ def measure(way: str, model, before_mb: float, work: Workload, run) -> Measured:
     seconds = time.perf_counter() - start
     positions, classes = work.jobs[0].prompt.num_examples + 1, len(work.plan.label_tokens.ids)
     flops = sum(forward_flops(model, n, positions, classes) for n in work.lengths)
-    return Measured(way=way, dtype=str(model.dtype).removeprefix('torch.'), batch=str(batch), seconds=seconds,
+    return Measured(way=way, dtype=models.dtype_name(model.dtype), batch=str(batch), seconds=seconds,
                     prompts=len(work.jobs), tokens=sum(work.lengths), peak_mb=models.peak_memory_mb() - before_mb,
                     model_flops=flops, logits=logits)
 
@@ -213,7 +213,7 @@ def fast_ways(work: Workload, batches: list[str]) -> list[Measured]:
     model, before = load(work.plan.model_spec, models.resolve_dtype('auto'))
     out = []
     for batch in batches:
-        size = experiment.resolve_batch_size(batch if batch == 'auto' else int(batch))
+        size = scoring.resolve_batch_size(batch if batch == 'auto' else int(batch))
         out.append(measure('ours', model, before, work, lambda size=size: our_way(model, work, size)))
         out[-1].batch = f'auto: {out[-1].batch}' if batch == 'auto' else batch
     return out
@@ -299,7 +299,7 @@ def main() -> None:
     info = machine()
     device = torch.device('cuda' if torch.cuda.is_available() else 'cpu')
     size = args.matmul_size or (8192 if device.type == 'cuda' else 2048)
-    dtypes = {str(d).removeprefix('torch.'): d for d in (torch.float32, models.resolve_dtype('auto'))}
+    dtypes = {models.dtype_name(d): d for d in (torch.float32, models.resolve_dtype('auto'))}
     matmul = {name: matmul_flops(dtype, device, size) for name, dtype in dtypes.items()}
     print(f"{info['device']}; torch {info['torch']}; load average {info['load_average']}")
     print('matmul ' + ', '.join(f'{name} {flops / 1e9:.0f} GFLOP/s' for name, flops in matmul.items())

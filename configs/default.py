@@ -1,6 +1,6 @@
 """Defaults of every experiment: the paper's config tree (SPEC.md section 1).
 
-Run it as is (offline, packaged model, bundled dataset, ~3 minutes on 2 CPU cores):
+Run it as is (offline, packaged model, bundled dataset, ~40 s on 2 CPU cores):
 
   python change_labels.py
 
@@ -9,9 +9,10 @@ Override any key with a dotted flag, e.g. the paper's SST-2 run on LLaMa-2-70B:
   python change_labels.py --model.name=Llama-2-70b --dataset.name=sst2 \
       --dataset.config.num_prompt_examples=140 --n_repeats=500
 
-Expected result of the plain command (SmolLM2-135M-Instruct, 15 repetitions): accuracy
-of the `default` names rises from ~0.6 over the first 10 in-context positions to
-~0.7 over the last 10, while the `flip` names stay below chance early on.
+Expected result of the plain command (SmolLM2-135M-Instruct in bf16, 15 repetitions x 10
+variants, accuracy over the first -> last 10 in-context positions): default 0.73 -> 0.75,
+flip 0.39 -> 0.42 (the model's preference for the names' meaning persists), sea_chair_1
+0.53 -> 0.53 (no prior meaning: chance).
 """
 from ml_collections import config_dict
 
@@ -30,7 +31,7 @@ def get_config() -> config_dict.ConfigDict:
     config.model = config_dict.ConfigDict()
     config.model.name = 'smollm2-135m'  # registry name (icl/models.py), hub id or local folder
     config.model.dtype = 'auto'  # auto | float32 | bfloat16 | float16; auto = bf16 where matmuls are native
-    config.model.batch_size = config_dict.FieldReference(1, field_type=object)  # int or 'auto' (GPU)
+    config.model.batch_size = config_dict.FieldReference('auto', field_type=object)  # int; auto: GPU fits, CPU 1
     config.model.calibrate = True  # query prediction divided by the content-free prior
     config.model.config = config_dict.ConfigDict()
     config.model.config.stop_sequences = ['\n']  # unused by scoring, kept for old commands

@@ -9,18 +9,13 @@ split the repetitions between them.
 import dataclasses
 import datetime
 import functools
-import importlib.metadata
-import json
 import logging
-import os
-import re
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 from ml_collections import config_dict
 from tqdm.auto import tqdm
 
@@ -28,8 +23,10 @@ from icl import analysis, models, results, scoring
 from icl.config import flatten, to_dict, validate
 from icl.datasets import BaseDataset, class_names_mode, dataset_class
 from icl.errors import UsageError
-from icl.probs import calibrate, log_softmax
+from icl.probs import calibrate, class_log_probs
+from icl.processes import from_main, process_gpus, processes, wait_for_parts
 from icl.prompts import Prompt
+from icl.rundir import RunDir, default_run_dir, inspect_run_dir, start_run_dir
 
 PACKAGES = ('torch', 'transformers', 'accelerate', 'datasets', 'wandb', 'numpy', 'pandas', 'ml-collections')
 
@@ -119,7 +116,7 @@ def plan(config: config_dict.ConfigDict) -> Plan:
 
 def describe_plan(p: Plan) -> str:
     c = p.config
-    dtype = str(models.resolve_dtype(c.model.dtype)).removeprefix('torch.')
+    dtype = models.dtype_name(models.resolve_dtype(c.model.dtype))
     source = p.model_spec.source or p.model_spec.package
     return '\n'.join([
         f'dataset        {c.dataset.name} ({c.dataset.config.num_prompt_examples} examples per prompt)',
@@ -131,135 +128,17 @@ def describe_plan(p: Plan) -> str:
     ])
 
 
-def default_run_dir(config: config_dict.ConfigDict) -> Path:
-    stamp = datetime.datetime.now().strftime('%Y%m%d-%H%M%S')
-    name = f'{config.dataset.name}-{config.model.name}-{config.note}-{stamp}'
-    return Path('runs') / re.sub(r'[^\w.=-]+', '_', name)
-
-
 def versions() -> dict:
-    out = {'python': sys.version.split()[0]}
-    for package in PACKAGES:
-        try:
-            out[package] = importlib.metadata.version(package)
-        except importlib.metadata.PackageNotFoundError:
-            out[package] = None
-    return out
+    """Python's and each of PACKAGES' version (None: not installed)."""
+    return {'python': sys.version.split()[0], **{package: models.installed_version(package) for package in PACKAGES}}
 
 
 def run_record(p: Plan) -> dict:
     """config.json: what produced the run (resume compares it)."""
     return {'config': to_dict(p.config), 'class_names_env': class_names_mode(),
-            'dtype': str(models.resolve_dtype(p.config.model.dtype)).removeprefix('torch.'),
+            'dtype': models.dtype_name(models.resolve_dtype(p.config.model.dtype)),
             'model': models.describe(p.model_spec, p.model_config), 'versions': versions(),
             'command': sys.argv, 'created': datetime.datetime.now().isoformat(timespec='seconds')}
-
-
-def compared_settings(record: dict) -> dict:
-    """What must be equal for a run to be resumed: every config key, CLASS_NAMES and the resolved dtype."""
-    record = json.loads(json.dumps(record, default=str))  # compare as stored (tuples become lists)
-    return {**flatten(record['config']), 'CLASS_NAMES': record.get('class_names_env') or 'ALL',
-            'dtype (resolved model.dtype)': record.get('dtype')}
-
-
-def config_differences(old: dict, new: dict) -> dict[str, tuple]:
-    """{key: (old value, new value)} for each setting that differs between two config.json records."""
-    a, b = compared_settings(old), compared_settings(new)
-    return {key: (a.get(key), b.get(key)) for key in sorted(a.keys() | b.keys()) if a.get(key) != b.get(key)}
-
-
-@dataclasses.dataclass
-class RunDir:
-    """A run directory as found before anything is written to it."""
-    path: Path
-    record: dict | None  # its config.json; None for a new run
-    done: list[int]  # repetitions with a complete part file
-    invalid: dict[Path, str]  # damaged part files -> what is wrong (set aside and redone)
-
-    def describe(self, n_repeats: int) -> str:
-        if self.record is None:
-            return f'run dir        {self.path} (new)'
-        redo = f', {len(self.invalid)} damaged part(s) to redo' if self.invalid else ''
-        return f'run dir        {self.path} (resume: {len(self.done)} of {n_repeats} repetitions done{redo})'
-
-
-def read_record(config_path: Path) -> dict:
-    """A run directory's config.json; UsageError if it is not one this tool wrote."""
-    try:
-        record = results.read_json(config_path)
-    except (OSError, ValueError):
-        raise UsageError(f"'{config_path}' is damaged (not readable JSON); this run cannot be resumed, "
-                         'use a new --workdir') from None
-    if not isinstance(record, dict) or not isinstance(record.get('config'), dict):
-        raise UsageError(f"'{config_path}' is not a config.json of this tool (no 'config' object); "
-                         'use a new --workdir')
-    return record
-
-
-def check_writable(path: Path) -> None:
-    """UsageError unless `path`, or the folder it would be created in, can be written."""
-    existing = path
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
-    if not existing.is_dir():
-        raise UsageError(f"cannot create run directory '{path}': '{existing}' is not a folder")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise UsageError(f"cannot write to '{existing}' (permission denied or read-only file system); "
-                         'give a --workdir you can write')
-
-
-def inspect_run_dir(p: Plan, path: Path, check_parts: bool = True) -> RunDir:
-    """Check `path` without writing to it: a new run, or a run of this very config to resume.
-
-    UsageError for a folder that cannot be written, a file, a non-empty folder this tool did
-    not make, a damaged config.json, or a run of another config (naming the keys that differ).
-    """
-    if path.exists() and not path.is_dir():
-        raise UsageError(f"run directory '{path}' is a file; use a new --workdir")
-    config_path = path / 'config.json'
-    if not config_path.exists():
-        if path.exists() and any(not results.is_temporary(entry) for entry in path.iterdir()):
-            raise UsageError(f"'{path}' is not empty and has no config.json, so it is not a run directory of this "
-                             'tool; use a new --workdir')
-        check_writable(path)
-        return RunDir(path, None, [], {})
-    old = read_record(config_path)
-    differing = config_differences(old, run_record(p))
-    if differing:
-        shown = ', '.join(f'{key} {_short(a)} -> {_short(b)}' for key, (a, b) in differing.items())
-        raise UsageError(f"'{path}' holds a run of a different config ({shown}); resume it with its own "
-                         'command (see its config.json) or use a new --workdir')
-    check_writable(path)
-    invalid = results.invalid_parts(path, p.config.n_repeats, p.rows_per_repetition, list(p.variants)) \
-        if check_parts else {}
-    done = [r for r in results.completed_repetitions(path) if results.part_path(path, r) not in invalid]
-    return RunDir(path, old, done, invalid)
-
-
-def _short(value) -> str:
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + '...'
-
-
-def start_run_dir(p: Plan, found: RunDir) -> dict:
-    """Write config.json (new run) or note the resumption in it, and set damaged parts aside."""
-    now = run_record(p)
-    record = now
-    if found.record is not None:
-        for key in ('versions', 'model'):
-            if found.record.get(key) != now[key]:
-                logging.warning('Resuming with a different %s than the run started with: %s (was %s)', key,
-                                now[key], found.record.get(key))
-        resumed = {key: now[key] for key in ('created', 'command', 'versions', 'model')}
-        record = {**found.record, 'resumed': [*found.record.get('resumed', []), resumed]}
-    try:
-        found.path.mkdir(parents=True, exist_ok=True)
-        results.write_json(found.path / 'config.json', record)
-    except OSError as error:
-        raise UsageError(f"cannot write to run directory '{found.path}': {error.strerror}") from None
-    for path, problem in found.invalid.items():
-        logging.warning('Redoing %s (%s); the file is kept as %s', path.name, problem, results.set_aside(path).name)
-    return record
 
 
 def setup_record(p: Plan, data: BaseDataset, priors: dict[str, np.ndarray]) -> dict:
@@ -272,84 +151,7 @@ def setup_record(p: Plan, data: BaseDataset, priors: dict[str, np.ndarray]) -> d
             'context_length': p.context, 'longest_prompt_tokens': p.longest_prompt}
 
 
-def peak_memory_mb() -> float:
-    """While scoring, weights included (models.load_model restarts the count): see models.peak_memory_mb."""
-    return models.peak_memory_mb()
-
-
-class Scorer:
-    """Scores prompts with a loaded model; counts tokens and checks label tokens.
-
-    `batch_size` prompts share a forward pass; None (model.batch_size='auto' on a GPU) starts at
-    MAX_AUTO_BATCH and halves on out-of-memory, keeping the size that fits for the rest of the run.
-    """
-
-    def __init__(self, model, tokenizer, label_tokens: scoring.LabelTokens, context: int, batch_size: int | None):
-        self.model, self.tokenizer, self.label_tokens = model, tokenizer, label_tokens
-        self.context, self.auto_batch = context, batch_size is None
-        self.batch_size = MAX_AUTO_BATCH if batch_size is None else batch_size
-        self.tokens = self.prompts = 0
-        self._label_ids = dict(zip(label_tokens.classes, label_tokens.ids))
-        self._mismatch_warned = False
-
-    def positions(self, prompt: Prompt) -> tuple[list[int], np.ndarray]:
-        ids, spans = scoring.encode(self.tokenizer, prompt.text)
-        if len(ids) > self.context:
-            raise UsageError(f'a prompt has {len(ids)} tokens but the model attends to {self.context}; '
-                             'use fewer examples')
-        positions = np.append(scoring.answer_positions(spans, prompt.answer_ends), len(ids) - 1)
-        self._check_label_tokens(prompt, ids, positions)
-        return ids, positions
-
-    def _check_label_tokens(self, prompt: Prompt, ids: list[int], positions: np.ndarray) -> None:
-        for text, position in zip(prompt.shown_texts, positions):
-            expected = self._label_ids.get(text)
-            if expected is not None and ids[position + 1] != expected and not self._mismatch_warned:
-                self._mismatch_warned = True
-                logging.warning("label %r is tokenised as %r in a prompt, not %r as in setup.json", text,
-                                self.tokenizer.convert_ids_to_tokens(ids[position + 1]),
-                                self.tokenizer.convert_ids_to_tokens(expected))
-
-    def score(self, prompts: list[Prompt], progress=None) -> list[tuple[np.ndarray, np.ndarray]]:
-        """(token positions, class logits [positions, all_classes]) per prompt, in order."""
-        encoded = [self.positions(p) for p in prompts]
-        out = [None] * len(prompts)
-        order = sorted(range(len(prompts)), key=lambda i: len(encoded[i][0]))  # similar lengths batch well
-        start = 0
-        while start < len(order):
-            chunk = order[start:start + self.batch_size]
-            logits = self._class_logits([encoded[i] for i in chunk])
-            if logits is None:
-                continue  # out of GPU memory: the batch was halved, retry
-            for i, values in zip(chunk, logits):
-                out[i] = (encoded[i][1], values)
-                self.tokens += len(encoded[i][0])
-            self.prompts += len(chunk)
-            start += len(chunk)
-            if progress is not None:
-                progress.update(len(chunk))
-        return out
-
-    def _class_logits(self, batch: list[tuple[list[int], np.ndarray]]) -> list[np.ndarray] | None:
-        """Class logits of one batch; None if the automatic batch size ran out of GPU memory (then halved)."""
-        try:
-            return scoring.class_logits(self.model, [ids for ids, _ in batch], [pos for _, pos in batch],
-                                        self.label_tokens.ids)
-        except torch.cuda.OutOfMemoryError:
-            if len(batch) == 1:
-                raise UsageError(f'a prompt of {len(batch[0][0])} tokens does not fit in GPU memory; use fewer '
-                                 'examples, more GPUs or a -8bit model') from None
-            if not self.auto_batch:
-                raise UsageError(f'model.batch_size={self.batch_size} does not fit in GPU memory; '
-                                 "use a smaller one or 'auto'") from None
-        # Outside the except block, so the failed pass's tensors are freed before the retry.
-        self.batch_size = len(batch) // 2
-        torch.cuda.empty_cache()
-        logging.info('Out of GPU memory at %d prompts per pass; using %d from now on', len(batch), self.batch_size)
-        return None
-
-
-def repetition_rows(p: Plan, scorer: Scorer, repetition: int, priors: dict[str, np.ndarray],
+def repetition_rows(p: Plan, scorer: scoring.Scorer, repetition: int, priors: dict[str, np.ndarray],
                     calibrate_query: bool, progress=None) -> list[dict]:
     """Build, score and tabulate every prompt of one repetition."""
     jobs = []  # (variant, query number, test row, true label, prompt)
@@ -363,61 +165,11 @@ def repetition_rows(p: Plan, scorer: Scorer, repetition: int, priors: dict[str, 
         if q == 0:
             rows += results.prompt_rows(repetition, variant, prompt, positions, logits)
         columns = p.label_tokens.index(p.variants[variant])
-        log_probs = log_softmax(logits[-1, columns].astype(np.float64))
+        log_probs = class_log_probs(logits[-1], columns)
         calibrated = calibrate(log_probs, priors[variant]) if calibrate_query else log_probs
         rows.append(results.query_row(repetition, variant, prompt.num_examples + q, test_idx, true_label,
                                       int(positions[-1]), logits[-1], log_probs, calibrated, priors[variant]))
     return rows
-
-
-MAX_AUTO_BATCH = 64  # first try of model.batch_size='auto' on a GPU
-
-
-def resolve_batch_size(value: int | str) -> int | None:
-    """Prompts per forward pass: an int as given; 'auto' -> None on a GPU (the Scorer finds the
-    largest batch that fits) and 1 on the CPU, where batching does not pay (README, benchmark)."""
-    if value == 'auto':
-        return None if torch.cuda.is_available() else 1
-    return int(value)
-
-
-def processes():
-    """This process's place among those `accelerate launch` or `torchrun` started (alone without them).
-
-    cpu=True: the processes only coordinate, over gloo on the CPU; each places its own model
-    (process_gpus), so the process group never touches a GPU.
-    """
-    from accelerate import PartialState
-    return PartialState(cpu=True)
-
-
-def process_gpus(state) -> list[int] | None:
-    """The GPUs of this process when several processes share a machine (None: all visible GPUs)."""
-    if state.num_processes == 1 or not torch.cuda.is_available():
-        return None
-    count, local = torch.cuda.device_count(), int(os.environ.get('LOCAL_WORLD_SIZE', state.num_processes))
-    share = count // local
-    if share == 0:  # more processes than GPUs: they share them in turn
-        return [state.local_process_index % count]
-    return list(range(state.local_process_index * share, (state.local_process_index + 1) * share))
-
-
-def from_main(state, value):
-    """Process 0's `value`, in every process (also a barrier)."""
-    if state.num_processes == 1:
-        return value
-    from accelerate.utils import broadcast_object_list
-    return broadcast_object_list([value])[0]
-
-
-def wait_for_parts(run_dir: Path, repetitions: list[int], poll_s: float = 2.0) -> None:
-    """Block until every repetition has its part file (the other processes write theirs)."""
-    missing = set(repetitions) - set(results.completed_repetitions(run_dir))
-    if missing:
-        logging.info('Waiting for %d repetitions from the other processes', len(missing))
-    while missing:  # no barrier: its timeout would end a run whose processes finish minutes apart
-        time.sleep(poll_s)
-        missing -= set(results.completed_repetitions(run_dir))
 
 
 def run(config: config_dict.ConfigDict, run_dir: str | Path | None = None, dry_run: bool = False) -> Path | None:
@@ -441,7 +193,8 @@ def run_planned(p: Plan, state, run_dir: Path | None, dry_run: bool) -> Path | N
     if main:
         print(describe_plan(p))
     run_dir = from_main(state, run_dir or default_run_dir(config))  # its time stamp is process 0's
-    found = inspect_run_dir(p, run_dir, check_parts=main)
+    found = inspect_run_dir(run_dir, run_record(p), n_repeats=config.n_repeats,
+                            rows_per_repetition=p.rows_per_repetition, variants=list(p.variants), check_parts=main)
     if dry_run:
         if main:
             print(found.describe(config.n_repeats))
@@ -468,7 +221,7 @@ def run_planned(p: Plan, state, run_dir: Path | None, dry_run: bool) -> Path | N
 def open_tracked_run(p: Plan, found: RunDir):
     """Write config.json and start (or continue) the run's wandb run; the Tracker."""
     from icl.tracking import Tracker
-    record = start_run_dir(p, found)
+    record = start_run_dir(found, run_record(p))
     c = p.config
     tracker = Tracker(config=flatten(to_dict(c)), run_dir=found.path, debug=c.debug, note=c.note,
                       resume_id=(record.get('wandb') or {}).get('id'))
@@ -489,7 +242,8 @@ def score_repetitions(p: Plan, run_dir: Path, repetitions: list[int], tracker, g
     dtype = models.resolve_dtype(config.model.dtype)
     model = models.load_model(p.model_spec, dtype, gpus=gpus)
     load_s = time.perf_counter() - start
-    scorer = Scorer(model, p.tokenizer, p.label_tokens, p.context, resolve_batch_size(config.model.batch_size))
+    scorer = scoring.Scorer(model, p.tokenizer, p.label_tokens, p.context,
+                            scoring.resolve_batch_size(config.model.batch_size))
 
     first = make_dataset(config, 0, None)
     prior_all = scoring.prior_logits(model, p.tokenizer, first, p.label_tokens.ids)
@@ -511,8 +265,9 @@ def score_repetitions(p: Plan, run_dir: Path, repetitions: list[int], tracker, g
                 tracker.log_repetition(repetition, metrics.groupby('variant', sort=False)[list(analysis.METRICS)]
                                        .mean().reset_index())
     setup['timing'] = {'load_s': round(load_s, 3), 'scoring_s': round(time.perf_counter() - start, 3),
-                       'prompts': scorer.prompts, 'tokens': scorer.tokens, 'peak_memory_mb': round(peak_memory_mb(), 1),
-                       'dtype': str(dtype).removeprefix('torch.'), 'device': str(scoring.output_device(model))}
+                       'prompts': scorer.prompts, 'tokens': scorer.tokens,
+                       'peak_memory_mb': round(models.peak_memory_mb(), 1),  # weights too: load_model reset it
+                       'dtype': models.dtype_name(dtype), 'device': str(scoring.output_device(model))}
     return setup
 
 

@@ -98,7 +98,7 @@ def packaged_folder(spec: ModelSpec) -> Path:
 
     The first call dequantises the GGUF (~15 s) and saves it; later calls reuse it.
     """
-    version = importlib.metadata.version(spec.package) if _installed(spec.package) else 'missing'
+    version = installed_version(spec.package) or 'missing'
     folder = cache_dir() / f'{spec.name}-{version}'
     if (folder / 'icl_packaged.json').is_file():
         return folder
@@ -122,12 +122,16 @@ def packaged_folder(spec: ModelSpec) -> Path:
     return folder
 
 
-def _installed(package: str) -> bool:
+def installed_version(package: str) -> str | None:
+    """The installed version of a distribution package; None if it is not installed."""
     try:
-        importlib.metadata.version(package)
-        return True
+        return importlib.metadata.version(package)
     except importlib.metadata.PackageNotFoundError:
-        return False
+        return None
+
+
+def _installed(package: str) -> bool:
+    return installed_version(package) is not None
 
 
 def local_source(spec: ModelSpec) -> str:
@@ -170,6 +174,11 @@ def resolve_dtype(name: str) -> torch.dtype:
     if name not in DTYPES:
         raise UsageError(f"model.dtype '{name}' is not valid; choose one of auto, {', '.join(DTYPES)}")
     return DTYPES[name]
+
+
+def dtype_name(dtype: torch.dtype) -> str:
+    """'bfloat16' for torch.bfloat16: how the plan, config.json and setup.json name a dtype."""
+    return str(dtype).removeprefix('torch.')
 
 
 def load_model(spec: ModelSpec, dtype: torch.dtype, gpus: list[int] | None = None):

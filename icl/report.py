@@ -15,7 +15,6 @@ a default run and a random-labels run, NH2 a default run with several label-name
 variants (CLASS_NAMES=ALL or DEFAULT_AND_FLIP), NH3 a flip-halfway and an alternating run.
 """
 import argparse
-import re
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -24,7 +23,7 @@ import matplotlib
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from icl import analysis, plots
+from icl import analysis, hypotheses, plots, results
 from icl.analysis import Run
 from icl.errors import UsageError
 
@@ -41,25 +40,26 @@ EARLY_LATE_COLUMNS = {'variant': 'variant', 'repetitions': 'repetitions', 'accur
 
 
 def file_stem(name: str) -> str:
-    return re.sub(r'[^\w.=-]+', '_', name).strip('_') or 'run'
+    return results.file_name(name).strip('_') or 'run'
 
 
 def first_of(runs: Sequence[Run], kind: str, where: Callable[[Run], bool] = lambda run: True) -> Run | None:
     return next((run for run in runs if run.kind == kind and where(run)), None)
 
 
-def hypothesis_tests(runs: Sequence[Run], window: int = 10) -> tuple[list[analysis.Comparison], list[str]]:
+def hypothesis_tests(runs: Sequence[Run], window: int = 10) -> tuple[list[hypotheses.Comparison], list[str]]:
     """Every test the runs allow, for accuracy and log-likelihood; plus a note for each test they don't."""
     comparisons, notes = [], []
     default = first_of(runs, 'default', lambda run: 'default' in run.variants)
     random = first_of(runs, 'random labels', lambda run: 'default' in run.variants)
     if default and random:
-        comparisons += [analysis.nh1_random_labels(default, random, metric, window) for metric in TEST_METRICS]
+        comparisons += [hypotheses.nh1_random_labels(default, random, metric, window) for metric in TEST_METRICS]
     else:
         notes.append('NH1 not tested: needs a default run and a run with dataset.config.random_labels=True.')
     several = [run for run in runs if run.kind == 'default' and 'default' in run.variants and len(run.variants) > 1]
     for run in several:
-        comparisons += [c for metric in TEST_METRICS for c in analysis.nh2_pretraining_preference(run, metric, window)]
+        comparisons += [c for metric in TEST_METRICS
+                        for c in hypotheses.nh2_pretraining_preference(run, metric, window)]
     if not several:
         notes.append('NH2 not tested: needs a run without label manipulations and with several label-name variants '
                      '(CLASS_NAMES=ALL or DEFAULT_AND_FLIP).')
@@ -67,7 +67,7 @@ def hypothesis_tests(runs: Sequence[Run], window: int = 10) -> tuple[list[analys
     if halfway and alternating:
         try:
             comparisons += [c for metric in TEST_METRICS
-                            for c in analysis.nh3_equal_treatment(halfway, alternating, metric)]
+                            for c in hypotheses.nh3_equal_treatment(halfway, alternating, metric)]
         except UsageError as error:
             notes.append(f'NH3 not tested: {error}.')
     else:
@@ -85,11 +85,11 @@ def markdown_table(table: pd.DataFrame) -> str:
     return '\n'.join(lines)
 
 
-def tests_markdown(comparisons: Sequence[analysis.Comparison], notes: Sequence[str], alpha: float) -> str:
+def tests_markdown(comparisons: Sequence[hypotheses.Comparison], notes: Sequence[str], alpha: float) -> str:
     lines = ['## Null hypotheses', '']
-    lines += [f'- **{key}**: {text}.' for key, text in analysis.HYPOTHESES.items()]
+    lines += [f'- **{key}**: {text}.' for key, text in hypotheses.HYPOTHESES.items()]
     if comparisons:
-        table = analysis.comparisons_table(comparisons, alpha)
+        table = hypotheses.comparisons_table(comparisons, alpha)
         table['ci'] = [f'[{low:.3g}, {high:.3g}]' for low, high in zip(table['ci_low'], table['ci_high'])]
         tests = sorted(set(table['test']))
         lines += ['', markdown_table(table[list(SUMMARY_COLUMNS)].rename(columns=SUMMARY_COLUMNS)), '',
@@ -99,7 +99,7 @@ def tests_markdown(comparisons: Sequence[analysis.Comparison], notes: Sequence[s
                   'NH1 and NH2 average the last positions, each variant scored against the original labels with '
                   'its own names; NH3 takes the positions preceded by equally many flipped and unflipped labels and '
                   'scores every variant against the original labels with the default names '
-                  '(see icl/analysis.py, nh3_equal_treatment).']
+                  '(see icl/hypotheses.py, nh3_equal_treatment).']
     lines += [''] + [f'- {note}' for note in notes]
     return '\n'.join(lines)
 
@@ -107,7 +107,7 @@ def tests_markdown(comparisons: Sequence[analysis.Comparison], notes: Sequence[s
 def summary_markdown(runs: Sequence[Run], figures: Sequence[Path], comparisons, notes, alpha: float,
                      window: int) -> str:
     described = pd.DataFrame([run.describe() for run in runs])
-    width = min(len(analysis.late_positions(run.num_examples, window)) for run in runs)
+    width = min(len(hypotheses.late_positions(run.num_examples, window)) for run in runs)
     early_late = pd.concat([analysis.early_late(run.metrics(), width).assign(run=run.name) for run in runs])
     early_late = early_late[['run', *EARLY_LATE_COLUMNS]].rename(columns=EARLY_LATE_COLUMNS)
     parts = ['# ICL training curves', '', markdown_table(described), '',

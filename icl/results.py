@@ -15,6 +15,7 @@ short, a full disk) fails `part_problem`; a resumed run sets it aside and redoes
 """
 import json
 import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -77,6 +78,16 @@ def _jsonable(value):
 
 def read_json(path: Path) -> dict:
     return json.loads(Path(path).read_text())
+
+
+def as_stored(data: dict) -> dict:
+    """`data` as write_json stores it and read_json reads it back (tuples become lists, paths strings)."""
+    return json.loads(json.dumps(data, default=_jsonable))
+
+
+def file_name(text: str) -> str:
+    """`text` as a file name: each run of characters other than letters, digits and . = - becomes '_'."""
+    return re.sub(r'[^\w.=-]+', '_', text)
 
 
 def prompt_rows(repetition: int, variant: str, prompt: Prompt, positions: np.ndarray,

@@ -3,6 +3,8 @@
 Label tokens and answer positions come from the real tokenization of the text (character
 offsets), so any tokenizer works. The forward pass computes the output layer only at the
 answer positions and only for the class tokens, and moves only those logits to the CPU.
+The Scorer runs many prompts through it: encoding, batching by length, halving the batch
+on GPU out-of-memory, and counting prompts and tokens.
 """
 import contextlib
 import dataclasses
@@ -14,11 +16,13 @@ import torch
 
 from icl.errors import UsageError
 from icl.probs import log_softmax
+from icl.prompts import Prompt
 
 PROBE_TEXT = 'A neutral sentence.'
 # A bf16 model's label log-probs against fp32's, measured on real SST-2 prompts (README, benchmark):
 BF16_LOG_PROB_TOLERANCE = 0.25  # bound on |difference| at any position, in nats
 BF16_ARGMAX_AGREEMENT = 0.95  # least share of positions with the same predicted class
+MAX_AUTO_BATCH = 64  # first try of model.batch_size='auto' on a GPU
 
 
 @dataclasses.dataclass
@@ -181,3 +185,83 @@ def prior_logits(model, tokenizer, data, class_ids: Sequence[int]) -> np.ndarray
 def prior_log_probs(prior_all: np.ndarray, columns: Sequence[int]) -> np.ndarray:
     """A variant's prior: mean over the content-free inputs of the log-softmax over its classes."""
     return log_softmax(prior_all[:, columns]).mean(0)
+
+
+def resolve_batch_size(value: int | str) -> int | None:
+    """Prompts per forward pass: an int as given; 'auto' -> None on a GPU (the Scorer finds the
+    largest batch that fits) and 1 on the CPU, where batching does not pay (README, benchmark)."""
+    if value == 'auto':
+        return None if torch.cuda.is_available() else 1
+    return int(value)
+
+
+class Scorer:
+    """Scores prompts with a loaded model; counts tokens and checks label tokens.
+
+    `batch_size` prompts share a forward pass; None (model.batch_size='auto' on a GPU) starts at
+    MAX_AUTO_BATCH and halves on out-of-memory, keeping the size that fits for the rest of the run.
+    """
+
+    def __init__(self, model, tokenizer, label_tokens: LabelTokens, context: int, batch_size: int | None):
+        self.model, self.tokenizer, self.label_tokens = model, tokenizer, label_tokens
+        self.context, self.auto_batch = context, batch_size is None
+        self.batch_size = MAX_AUTO_BATCH if batch_size is None else batch_size
+        self.tokens = self.prompts = 0
+        self._label_ids = dict(zip(label_tokens.classes, label_tokens.ids))
+        self._mismatch_warned = False
+
+    def positions(self, prompt: Prompt) -> tuple[list[int], np.ndarray]:
+        ids, spans = encode(self.tokenizer, prompt.text)
+        if len(ids) > self.context:
+            raise UsageError(f'a prompt has {len(ids)} tokens but the model attends to {self.context}; '
+                             'use fewer examples')
+        positions = np.append(answer_positions(spans, prompt.answer_ends), len(ids) - 1)
+        self._check_label_tokens(prompt, ids, positions)
+        return ids, positions
+
+    def _check_label_tokens(self, prompt: Prompt, ids: list[int], positions: np.ndarray) -> None:
+        for text, position in zip(prompt.shown_texts, positions):
+            expected = self._label_ids.get(text)
+            if expected is not None and ids[position + 1] != expected and not self._mismatch_warned:
+                self._mismatch_warned = True
+                logging.warning("label %r is tokenised as %r in a prompt, not %r as in setup.json", text,
+                                self.tokenizer.convert_ids_to_tokens(ids[position + 1]),
+                                self.tokenizer.convert_ids_to_tokens(expected))
+
+    def score(self, prompts: list[Prompt], progress=None) -> list[tuple[np.ndarray, np.ndarray]]:
+        """(token positions, class logits [positions, all_classes]) per prompt, in order."""
+        encoded = [self.positions(p) for p in prompts]
+        out = [None] * len(prompts)
+        order = sorted(range(len(prompts)), key=lambda i: len(encoded[i][0]))  # similar lengths batch well
+        start = 0
+        while start < len(order):
+            chunk = order[start:start + self.batch_size]
+            logits = self._class_logits([encoded[i] for i in chunk])
+            if logits is None:
+                continue  # out of GPU memory: the batch was halved, retry
+            for i, values in zip(chunk, logits):
+                out[i] = (encoded[i][1], values)
+                self.tokens += len(encoded[i][0])
+            self.prompts += len(chunk)
+            start += len(chunk)
+            if progress is not None:
+                progress.update(len(chunk))
+        return out
+
+    def _class_logits(self, batch: list[tuple[list[int], np.ndarray]]) -> list[np.ndarray] | None:
+        """Class logits of one batch; None if the automatic batch size ran out of GPU memory (then halved)."""
+        try:
+            return class_logits(self.model, [ids for ids, _ in batch], [pos for _, pos in batch],
+                                self.label_tokens.ids)
+        except torch.cuda.OutOfMemoryError:
+            if len(batch) == 1:
+                raise UsageError(f'a prompt of {len(batch[0][0])} tokens does not fit in GPU memory; use fewer '
+                                 'examples, more GPUs or a -8bit model') from None
+            if not self.auto_batch:
+                raise UsageError(f'model.batch_size={self.batch_size} does not fit in GPU memory; '
+                                 "use a smaller one or 'auto'") from None
+        # Outside the except block, so the failed pass's tensors are freed before the retry.
+        self.batch_size = len(batch) // 2
+        torch.cuda.empty_cache()
+        logging.info('Out of GPU memory at %d prompts per pass; using %d from now on', len(batch), self.batch_size)
+        return None

@@ -1,4 +1,5 @@
-"""Shared fixtures: the real data folder and one loaded copy of the packaged model."""
+"""Shared fixtures: the real data folder, one loaded copy of the packaged model and the
+small evaluation runs."""
 import os
 from pathlib import Path
 
@@ -56,3 +57,17 @@ def change_labels():
     if str(REPO_ROOT) not in sys.path:
         sys.path.insert(0, str(REPO_ROOT))
     return importlib.import_module('change_labels')
+
+
+@pytest.fixture(scope='session')
+def run_dirs(tmp_path_factory):
+    """{name: run directory} of the evaluation runs (tests/evaluation_runs.py), made once per session."""
+    from evaluation_runs import evaluation_runs
+    return evaluation_runs(tmp_path_factory)
+
+
+@pytest.fixture(scope='module')
+def runs(run_dirs):
+    """The evaluation runs, loaded (icl.analysis.Run)."""
+    from icl import analysis
+    return {name: analysis.load_run(path) for name, path in run_dirs.items()}

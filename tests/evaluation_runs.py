@@ -1,11 +1,17 @@
-"""Tiny real runs of the packaged model for the evaluation tests (analysis, report, notebook).
+"""Tiny real runs of the packaged model for the evaluation tests (analysis, hypotheses,
+report, notebook), and their metrics computed by hand from the stored files.
 
 The paper's five experiments on the bundled dataset, 10 examples, a few repetitions each,
-made once per test session however many test modules ask (each module's session fixture
+made once per test session however many test modules ask (conftest.py's `run_dirs` fixture
 calls `evaluation_runs`). The 'replacement' run uses DEFAULT_AND_FLIP instead of ALL to
 stay cheap: two variants exercise the same code as ten.
 """
+import json
+
+import numpy as np
+import pandas as pd
 import pytest
+from scipy.special import log_softmax
 
 from icl import config as icl_config
 from icl import experiment
@@ -36,3 +42,21 @@ def evaluation_runs(tmp_path_factory: pytest.TempPathFactory) -> dict:
                     ('n_repeats', str(repeats)), ('model.dtype', 'float32'), ('note', name), *overrides])
                 _made[name] = experiment.run(config, run_dir=root / name)
     return dict(_made)
+
+
+def hand_metrics(run_dir, variant, names_of=None, invert=False, label='true_label'):
+    """{metric: [repetitions, positions]} straight from the parquet files and setup.json."""
+    table = pd.read_parquet(run_dir / 'results')
+    setup = json.loads((run_dir / 'setup.json').read_text())
+    columns = [setup['all_classes'].index(name) for name in setup['variants'][names_of or variant]]
+    if invert:
+        columns = columns[1:] + columns[:1]
+    rows = table[(table['variant'] == variant) & ~table['is_query']].sort_values(['repetition', 'position'])
+    out = {'accuracy': [], 'log_lik': [], 'entropy': []}
+    for logits, y in zip(rows['label_logits'], rows[label]):
+        lp = log_softmax(np.asarray(logits, dtype=np.float64)[columns])
+        out['accuracy'].append(float(np.argmax(lp) == y))
+        out['log_lik'].append(lp[y])
+        out['entropy'].append(-(np.exp(lp) * lp).sum())
+    repetitions = rows['repetition'].nunique()
+    return {metric: np.reshape(values, (repetitions, -1)) for metric, values in out.items()}

@@ -1,19 +1,12 @@
 """example_evaluation.ipynb: committed without outputs, and executes headless (papermill) on real runs."""
 import nbformat
 import papermill
-import pytest
-from evaluation_runs import evaluation_runs
 
-from icl import analysis
+from icl import analysis, hypotheses
 from icl.config import REPO_ROOT
 
 NOTEBOOK = REPO_ROOT / 'example_evaluation.ipynb'
 PARAMETERS = ('default_run', 'random_run', 'replacement_run', 'halfway_run', 'alternating_run')
-
-
-@pytest.fixture(scope='session')
-def run_dirs(tmp_path_factory):
-    return evaluation_runs(tmp_path_factory)
 
 
 def execute(parameters: dict, out) -> nbformat.NotebookNode:
@@ -54,7 +47,7 @@ def test_notebook_runs_every_section_on_real_runs(run_dirs, tmp_path):
     html = summary_html(notebook)
     assert [html.count(f'<td>NH{i}</td>') for i in (1, 2, 3)] == [2, 2, 4]
     runs = {name: analysis.load_run(path) for name, path in run_dirs.items()}
-    nh1 = analysis.nh1_random_labels(runs['default'], runs['random'], 'log_lik', window=10)
+    nh1 = hypotheses.nh1_random_labels(runs['default'], runs['random'], 'log_lik', window=10)
     assert f'<td>{nh1.mean_a:.6f}</td>' in html and f'<td>{nh1.difference:.6f}</td>' in html
 
 

@@ -8,18 +8,13 @@ import matplotlib.image
 import numpy as np
 import pandas as pd
 import pytest
-from evaluation_runs import FLIP_AFTER, RUNS, evaluation_runs
+from evaluation_runs import FLIP_AFTER, RUNS
 from scipy.special import log_softmax
 
-from icl import analysis, plots, report
+from icl import analysis, hypotheses, plots, report
 from icl.config import REPO_ROOT
 
 ORDER = ['default', 'random', 'replacement', 'halfway', 'alternating']
-
-
-@pytest.fixture(scope='session')
-def run_dirs(tmp_path_factory):
-    return evaluation_runs(tmp_path_factory)
 
 
 @pytest.fixture(scope='module')
@@ -78,7 +73,7 @@ def test_summary_names_the_tests_and_their_numbers(written, run_dirs):
     assert summary == out / 'summary.md'
     text = summary.read_text()
     runs = {name: analysis.load_run(run_dirs[name]) for name in ORDER}
-    nh1 = analysis.nh1_random_labels(runs['default'], runs['random'], 'log_lik')
+    nh1 = hypotheses.nh1_random_labels(runs['default'], runs['random'], 'log_lik')
     row = (f'| NH1 | default: default | random: default | log_lik | 5-9 | 4 | {nh1.mean_a:.3g} | {nh1.mean_b:.3g} | '
            f'{nh1.difference:.3g} | [{nh1.ci_low:.3g}, {nh1.ci_high:.3g}] | {nh1.effect_size:.3g} | '
            f'{nh1.p_value:.3g} | {"rejected" if nh1.p_value < 0.05 else "not rejected"} |')

@@ -121,7 +121,7 @@ def make_scorer(model, tokenizer, config, batch_size):
     klass = experiment.dataset_class('sst2')
     data = experiment.make_dataset(config, 0, None)
     label_tokens = scoring.label_tokens(tokenizer, data, klass.all_classes)
-    return experiment.Scorer(model, tokenizer, label_tokens, 8192, batch_size)
+    return scoring.Scorer(model, tokenizer, label_tokens, 8192, batch_size)
 
 
 def short_prompts(config) -> list:
@@ -161,7 +161,7 @@ def test_auto_batch_halves_on_out_of_memory_and_keeps_the_size(smollm2_fp32, smo
     fake = FakeOutOfMemory(limit=3)
     monkeypatch.setattr(scoring, 'class_logits', fake)
     auto = make_scorer(smollm2_fp32, smollm2_tokenizer, sst2_config, None)
-    assert auto.batch_size == experiment.MAX_AUTO_BATCH
+    assert auto.batch_size == scoring.MAX_AUTO_BATCH
     scored = auto.score(prompts)
     assert fake.sizes == [7, 3, 3, 1]  # all 7 at once fail; half of 7 fits
     assert auto.batch_size == 3 and auto.prompts == 7
@@ -184,11 +184,11 @@ def test_out_of_memory_with_a_fixed_batch_or_one_prompt_is_a_usage_error(smollm2
 
 
 def test_resolve_batch_size(monkeypatch):
-    assert experiment.resolve_batch_size(4) == 4
+    assert scoring.resolve_batch_size(4) == 4
     monkeypatch.setattr(torch.cuda, 'is_available', lambda: False)
-    assert experiment.resolve_batch_size('auto') == 1  # batching does not pay on the CPU (README)
+    assert scoring.resolve_batch_size('auto') == 1  # batching does not pay on the CPU (README)
     monkeypatch.setattr(torch.cuda, 'is_available', lambda: True)
-    assert experiment.resolve_batch_size('auto') is None  # the Scorer searches
+    assert scoring.resolve_batch_size('auto') is None  # the Scorer searches
 
 
 @pytest.fixture(scope='module')

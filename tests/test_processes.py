@@ -13,8 +13,9 @@ import pandas as pd
 import pytest
 import torch
 
-from icl import experiment, results
+from icl import results
 from icl.config import REPO_ROOT
+from icl.processes import process_gpus
 
 REPEATS = 5
 FLAGS = ['--dataset.config.num_prompt_examples=8', f'--n_repeats={REPEATS}', '--model.dtype=float32', '--note=multi']
@@ -110,9 +111,9 @@ def test_each_process_on_a_machine_gets_its_own_gpus(gpus, processes, index, exp
     monkeypatch.setattr(torch.cuda, 'device_count', lambda: gpus)
     monkeypatch.setenv('LOCAL_WORLD_SIZE', str(processes))
     state = SimpleNamespace(num_processes=processes, local_process_index=index)
-    assert experiment.process_gpus(state) == expected
+    assert process_gpus(state) == expected
 
 
 def test_a_single_process_uses_every_gpu(monkeypatch):
     monkeypatch.setattr(torch.cuda, 'is_available', lambda: True)
-    assert experiment.process_gpus(SimpleNamespace(num_processes=1, local_process_index=0)) is None
+    assert process_gpus(SimpleNamespace(num_processes=1, local_process_index=0)) is None
