@@ -4,7 +4,17 @@ import shlex
 import pytest
 
 from icl import config as icl_config
-from icl.config import apply_overrides, autotype, base_config, parse_value, split_argv, validate
+from icl.config import (
+    REPO_ROOT,
+    all_keys,
+    apply_overrides,
+    autotype,
+    base_config,
+    load_config,
+    parse_value,
+    split_argv,
+    validate,
+)
 from icl.errors import UsageError
 
 OWN_FLAGS = {'config', 'workdir', 'resume', 'dry_run', 'help_keys'}  # change_labels.py's own flags
@@ -249,3 +259,12 @@ def test_validate_rejects_with_the_key_and_valid_range(flags, message):
 ])
 def test_validate_accepts_the_edges(flags):
     validate(configured(*flags))
+
+
+@pytest.mark.parametrize('path', sorted((REPO_ROOT / 'configs').glob('*.py')), ids=lambda p: p.name)
+def test_every_config_file_is_valid_and_documents_its_command(path):
+    config = load_config(path)
+    validate(config)
+    assert sorted(all_keys(config)) == sorted(all_keys(base_config()))  # no key added or lost
+    module_doc = path.read_text().split('"""')[1]
+    assert 'python change_labels.py' in module_doc and 'Expected' in module_doc
