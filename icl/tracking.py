@@ -33,6 +33,7 @@ class Tracker:
     """One wandb run beside one run directory; each points to the other."""
 
     def __init__(self, *, config: dict, run_dir: Path, debug: bool, note: str, resume_id: str | None = None):
+        os.environ.setdefault('WANDB_SILENT', 'true')  # our own log lines say where the run is
         import wandb  # slow import, only for real runs
         self._wandb = wandb
         self.mode = mode()
@@ -48,7 +49,7 @@ class Tracker:
         """What config.json records about the wandb run."""
         return {'id': self.run.id, 'mode': self.mode, 'path': '/'.join(filter(None, (
             self.run.entity, self.run.project, self.run.id))) if self.mode != 'disabled' else None,
-            'dir': getattr(self.run, 'dir', None)}
+            'dir': getattr(self.run, 'dir', None) if self.mode != 'disabled' else None}
 
     def log_repetition(self, repetition: int, summary: pd.DataFrame) -> None:
         """Per variant: this repetition's mean accuracy, log-likelihood and entropy over positions."""
@@ -77,4 +78,7 @@ class Tracker:
             self.run.save(str(path), base_path=str(self.run_dir), policy='now')
 
     def finish(self) -> None:
+        offline_dir = Path(self.run.dir).parent if self.mode == 'offline' else None
         self.run.finish()
+        if offline_dir is not None:
+            logging.info('wandb run written offline; upload it with: wandb sync %s', offline_dir)
