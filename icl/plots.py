@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from matplotlib.ticker import MaxNLocator
 
 from icl.analysis import METRICS
 
@@ -46,6 +47,7 @@ def plot_curves(curves: pd.DataFrame, change_points: Mapping[str, Sequence[int]]
     for ax, metric in zip(axes, METRICS):
         ax.set_title(TITLES[metric])
         ax.set_xlabel('in-context examples seen')
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # positions count examples
         ax.grid(alpha=0.3)
     handles, labels = axes[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc='outside lower center', ncol=min(len(labels), 6), frameon=False, fontsize='small')
