@@ -28,6 +28,7 @@ from icl.processes import from_main, process_gpus, processes, wait_for_parts
 from icl.prompts import Prompt
 from icl.rundir import RunDir, default_run_dir, inspect_run_dir, start_run_dir
 
+LIVE_CURVES = 20  # mean curves logged to wandb this often during a run, so long runs can be watched
 PACKAGES = ('torch', 'transformers', 'accelerate', 'datasets', 'wandb', 'numpy', 'pandas', 'ml-collections')
 
 
@@ -254,16 +255,20 @@ def score_repetitions(p: Plan, run_dir: Path, repetitions: list[int], tracker, g
 
     start = time.perf_counter()
     per_repetition = len(p.variants) * config.dataset.config.num_test_samples
+    live_every = max(1, len(repetitions) // LIVE_CURVES)
+    scored = []  # this process's per-position metrics, for the live curves
     with tqdm(total=len(repetitions) * per_repetition, desc='prompts', unit='prompt',
               disable=tracker is None) as progress:
-        for repetition in repetitions:
+        for done, repetition in enumerate(repetitions, 1):
             rows = repetition_rows(p, scorer, repetition, priors, config.model.calibrate, progress)
             part = results.write_part(run_dir, repetition, rows)
             if tracker is not None:
                 tracker.save(part)
-                metrics = analysis.position_metrics(pd.DataFrame(rows), setup)
-                tracker.log_repetition(repetition, metrics.groupby('variant', sort=False)[list(analysis.METRICS)]
+                scored.append(analysis.position_metrics(pd.DataFrame(rows), setup))
+                tracker.log_repetition(repetition, scored[-1].groupby('variant', sort=False)[list(analysis.METRICS)]
                                        .mean().reset_index())
+                if done % live_every == 0 and done < len(repetitions):  # finish_run logs the final curves
+                    tracker.log_curves(analysis.curves(pd.concat(scored, ignore_index=True)))
     setup['timing'] = {'load_s': round(load_s, 3), 'scoring_s': round(time.perf_counter() - start, 3),
                        'prompts': scorer.prompts, 'tokens': scorer.tokens,
                        'peak_memory_mb': round(models.peak_memory_mb(), 1),  # weights too: load_model reset it

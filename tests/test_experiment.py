@@ -132,3 +132,23 @@ def test_run_records_config_versions_and_timing(sst2_run):
     assert timing['prompts'] == REPEATS * len(NAMES)
     assert timing['tokens'] > REPEATS * len(NAMES) * N * 10
     assert timing['load_s'] > 0 and timing['scoring_s'] > 0 and timing['peak_memory_mb'] > 100
+
+
+def test_long_runs_can_be_watched_live_in_wandb(tmp_path, monkeypatch):
+    """Mean curves reach wandb while the run goes on (every repetition here), then the final ones."""
+    monkeypatch.setenv('WANDB_MODE', 'offline')
+    monkeypatch.setenv('CLASS_NAMES', 'DEFAULT_ONLY')
+    config = icl_config.apply_overrides(icl_config.base_config(), [
+        ('dataset.config.num_prompt_examples', '4'), ('n_repeats', '3'), ('model.dtype', 'float32')])
+    run_dir = experiment.run(config, run_dir=tmp_path / 'live')
+    [folder] = (run_dir / 'wandb').glob('offline-run-*/files/media/table/curves')
+    logged = sorted(folder.glob('accuracy_table_*.table.json'), key=lambda p: int(p.name.split('_')[2]))
+    assert len(logged) == 3  # after repetitions 0 and 1, and the final curves
+
+    table = results.read_table(run_dir)
+    first = table[~table.is_query & (table.repetition == 0)]
+    setup = json.loads((run_dir / 'setup.json').read_text())
+    columns = [setup['all_classes'].index(name) for name in ['negative', 'positive']]
+    expected = [float(np.argmax(row[columns]) == label) for row, label in
+                zip(first['label_logits'], first['true_label'])]
+    assert [row[2] for row in json.loads(logged[0].read_text())['data']] == expected  # repetition 0 alone
