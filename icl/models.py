@@ -25,6 +25,7 @@ import torch
 from icl.errors import UsageError
 
 CACHE_ENV = 'ICL_CACHE_DIR'
+MARKER = 'icl_packaged.json'  # written last into a dequantised model's folder: the folder is complete
 
 
 @dataclasses.dataclass(frozen=True)
@@ -100,7 +101,7 @@ def packaged_folder(spec: ModelSpec) -> Path:
     """
     version = installed_version(spec.package) or 'missing'
     folder = cache_dir() / f'{spec.name}-{version}'
-    if (folder / 'icl_packaged.json').is_file():
+    if (folder / MARKER).is_file():
         return folder
     gguf = PACKAGED[spec.name][1]()
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -114,11 +115,16 @@ def packaged_folder(spec: ModelSpec) -> Path:
     staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f'.{folder.name}-'))
     model.save_pretrained(staging)
     tokenizer.save_pretrained(staging)
-    (staging / 'icl_packaged.json').write_text(json.dumps({'package': spec.package, 'version': version,
+    (staging / MARKER).write_text(json.dumps({'package': spec.package, 'version': version,
                                                            'gguf': gguf.name}))
-    if folder.exists():
-        shutil.rmtree(folder)  # an unfinished earlier attempt
-    staging.rename(folder)
+    try:
+        if folder.exists() and not (folder / MARKER).is_file():
+            shutil.rmtree(folder)  # an unfinished earlier attempt
+        staging.rename(folder)
+    except OSError:  # another process (a multi-process run) finished first: use its copy
+        shutil.rmtree(staging, ignore_errors=True)
+        if not (folder / MARKER).is_file():
+            raise
     return folder
 
 
