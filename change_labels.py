@@ -1,4 +1,4 @@
-"""Run the paper's change-labels experiment: ICL training curves under label manipulations.
+r"""Run the paper's change-labels experiment: ICL training curves under label manipulations.
 
   python change_labels.py                                  # offline quick start
   python change_labels.py --model.name=Llama-2-70b --dataset.name=sst2 \

@@ -1,4 +1,4 @@
-"""The paper's SST-2 experiments at laptop scale: SmolLM2-135M-Instruct, 40 examples, 8 repetitions.
+r"""The paper's SST-2 experiments at laptop scale: SmolLM2-135M-Instruct, 40 examples, 8 repetitions.
 
 Needs the SST-2 files (ICL_DATA_DIR) or the hub. Each run takes ~15 s on 2 CPU cores:
 
