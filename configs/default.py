@@ -10,8 +10,8 @@ Override any key with a dotted flag, e.g. the paper's SST-2 run on LLaMa-2-70B:
       --dataset.config.num_prompt_examples=140 --n_repeats=500
 
 Expected result of the plain command (SmolLM2-135M-Instruct in bf16, 15 repetitions x 10
-variants, accuracy over the first -> last 10 in-context positions): default 0.73 -> 0.75,
-flip 0.39 -> 0.42 (the model's preference for the names' meaning persists), sea_chair_1
+variants, accuracy over the first -> last 10 in-context positions): default 0.73 -> 0.77,
+flip 0.39 -> 0.41 (the model's preference for the names' meaning persists), sea_chair_2
 0.53 -> 0.53 (no prior meaning: chance).
 """
 from ml_collections import config_dict

@@ -272,7 +272,8 @@ def score_repetitions(p: Plan, run_dir: Path, repetitions: list[int], tracker, g
     setup['timing'] = {'load_s': round(load_s, 3), 'scoring_s': round(time.perf_counter() - start, 3),
                        'prompts': scorer.prompts, 'tokens': scorer.tokens,
                        'peak_memory_mb': round(models.peak_memory_mb(), 1),  # weights too: load_model reset it
-                       'dtype': models.dtype_name(dtype), 'device': str(scoring.output_device(model))}
+                       'dtype': models.dtype_name(dtype), 'device': str(scoring.output_device(model)),
+                       'attention': model.config._attn_implementation}
     return setup
 
 

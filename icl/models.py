@@ -159,13 +159,18 @@ def load_tokenizer(spec: ModelSpec):
     return tokenizer
 
 
+def cpu_flags() -> set[str]:
+    """The CPU's feature flags (Linux; empty elsewhere)."""
+    try:
+        return set(re.findall(r'\S+', re.search(r'^flags\s*:(.*)$', Path('/proc/cpuinfo').read_text(),
+                                                re.MULTILINE).group(1)))
+    except (OSError, AttributeError):
+        return set()
+
+
 def has_native_bf16() -> bool:
     """True on CPUs whose matrix units compute in bf16 (AVX512-BF16, AMX)."""
-    try:
-        flags = Path('/proc/cpuinfo').read_text()
-    except OSError:
-        return False
-    return 'avx512_bf16' in flags or 'amx_bf16' in flags
+    return bool({'avx512_bf16', 'amx_bf16'} & cpu_flags())
 
 
 DTYPES = {'float32': torch.float32, 'bfloat16': torch.bfloat16, 'float16': torch.float16}
@@ -192,7 +197,7 @@ def load_model(spec: ModelSpec, dtype: torch.dtype, gpus: list[int] | None = Non
 
     Attention is transformers' default, SDPA (eager for the few models without it): scoring passes
     no attention mask, so SDPA takes its causal kernel path, which skips the masked blocks. In bf16 on
-    the CPU, icl.attention's blocked kernel instead (SDPA's CPU kernel gains nothing from bf16 there).
+    a CPU without AMX, icl.attention's blocked kernel instead (SDPA's CPU kernel gains nothing from bf16 there).
     Restarts the peak-memory counter once loaded: peak_memory_mb() then tells what scoring needs,
     weights included, without the transient of reading the files.
     """
@@ -209,9 +214,9 @@ def load_model(spec: ModelSpec, dtype: torch.dtype, gpus: list[int] | None = Non
         model = AutoModelForCausalLM.from_pretrained(local_source(spec), **kwargs)
     except OSError as error:
         raise UsageError(f"could not load model '{spec.name}': {str(error).splitlines()[0][:200]}") from None
-    if not torch.cuda.is_available() and dtype == torch.bfloat16:
+    if not torch.cuda.is_available() and dtype == torch.bfloat16 and 'amx_bf16' not in cpu_flags():
         from icl import attention  # imports transformers, as this function does
-        attention.use_for(model)
+        attention.use_for(model)  # with AMX, SDPA's own bf16 kernel is the fast one
     reset_peak_memory()
     return model.eval()
 

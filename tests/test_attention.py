@@ -100,3 +100,8 @@ def test_bf16_cpu_models_use_the_blocked_attention(smollm2_fp32, smollm2_spec):
         full = smollm2_fp32(input_ids=ids, use_cache=False).logits[0, :, :2000]
     assert not torch.equal(ours, sdpa)  # the blocked kernel really ran
     assert (ours - full).abs().mean() <= 1.5 * (sdpa - full).abs().mean()
+
+
+def test_cpus_with_amx_keep_sdpa(smollm2_spec, monkeypatch):
+    monkeypatch.setattr(models, 'cpu_flags', lambda: {'avx512_bf16', 'amx_bf16', 'amx_tile'})
+    assert models.load_model(smollm2_spec, torch.bfloat16).config._attn_implementation == 'sdpa'

@@ -132,6 +132,7 @@ def test_run_records_config_versions_and_timing(sst2_run):
     assert timing['prompts'] == REPEATS * len(NAMES)
     assert timing['tokens'] > REPEATS * len(NAMES) * N * 10
     assert timing['load_s'] > 0 and timing['scoring_s'] > 0 and timing['peak_memory_mb'] > 100
+    assert (timing['dtype'], timing['device'], timing['attention']) == ('float32', 'cpu', 'sdpa')
 
 
 def test_long_runs_can_be_watched_live_in_wandb(tmp_path, monkeypatch):
