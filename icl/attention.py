@@ -11,6 +11,8 @@ It serves only the case it is fast for: a bf16 CPU forward pass with no attentio
 or unpadded prompts: transformers then asks for plain causal attention), queries = keys (no cache),
 no soft-capping, no dropout. Everything else goes to transformers' SDPA function unchanged.
 """
+import weakref
+
 import torch
 from transformers import AttentionInterface
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
@@ -20,37 +22,75 @@ NAME = 'icl_blocked_bf16'  # the attn_implementation name this module registers 
 BLOCK = 128  # queries per block: 64-256 are equally fast here; larger blocks spill the cache
 
 
-def blocked_causal_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
-                             scaling: float) -> torch.Tensor:
+def blocked_causal_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, scaling: float,
+                             window: int | None = None) -> torch.Tensor:
     """softmax(scaling * q k^T + causal mask) v for q [batch, heads, n, dim], k and v [batch, kv_heads, n, dim]
-    (grouped-query attention when kv_heads < heads); returns [batch, n, heads, dim], as transformers expects."""
+    (grouped-query attention when kv_heads < heads); returns [batch, n, heads, dim], as transformers expects.
+    With a `window`, query i sees only keys j with i - window < j <= i (transformers' sliding window)."""
     batch, heads, length, dim = query.shape
     kv_heads = key.shape[1]
     groups, stacks = heads // kv_heads, batch * kv_heads  # the query heads that share a key head are stacked
     q = query.reshape(stacks, groups, length, dim)
     k, v = key.reshape(stacks, length, dim), value.reshape(stacks, length, dim)
     out = torch.empty(stacks, groups, length, dim, dtype=query.dtype, device=query.device)
-    future = torch.ones(BLOCK, BLOCK, dtype=torch.bool, device=query.device).triu_(1)
+    hidden = keys_hidden(window, query.device)
     for start in range(0, length, BLOCK):
         end = min(start + BLOCK, length)
-        n = end - start
+        n, first = end - start, 0 if window is None else max(0, start - window + 1)  # the keys [first, end) matter
         rows = q[:, :, start:end].reshape(stacks, groups * n, dim)
         # scaling inside the matmul: applied to the fp32 accumulator, before the bf16 rounding
-        scores = torch.baddbmm(torch.empty(stacks, groups * n, end, dtype=query.dtype, device=query.device),
-                               rows, k[:, :end].transpose(1, 2), beta=0, alpha=scaling)
-        scores = scores.view(stacks, groups, n, end)
-        scores[..., start:end].masked_fill_(future[:n, :n], float('-inf'))  # only the diagonal block has a future
+        scores = torch.baddbmm(torch.empty(stacks, groups * n, end - first, dtype=query.dtype, device=query.device),
+                               rows, k[:, first:end].transpose(1, 2), beta=0, alpha=scaling)
+        scores = scores.view(stacks, groups, n, end - first)
+        if window is None:  # only the diagonal block has future keys
+            scores[..., -n:].masked_fill_(hidden[:n, :n], float('-inf'))
+        else:
+            shift = window - 1 - (start - first)  # blocks near the start see fewer than window - 1 earlier keys
+            scores.masked_fill_(hidden[:n, shift:shift + end - first], float('-inf'))
         weights = torch.softmax(scores, dim=-1)  # accumulates in fp32 internally
-        out[:, :, start:end] = torch.bmm(weights.view(stacks, groups * n, end), v[:, :end]).view(stacks, groups, n, dim)
+        out[:, :, start:end] = torch.bmm(weights.view(stacks, groups * n, end - first),
+                                         v[:, first:end]).view(stacks, groups, n, dim)
     return out.view(batch, heads, length, dim).transpose(1, 2).contiguous()
+
+
+def keys_hidden(window: int | None, device) -> torch.Tensor:
+    """Which keys a block's queries must not see. Without a window: [BLOCK, BLOCK] over the diagonal block,
+    True above the diagonal. With one: [BLOCK, BLOCK + window - 1] over the keys of a block that has a full
+    window before it, True for keys in the query's future or window or more positions back."""
+    width = BLOCK if window is None else BLOCK + window - 1
+    back = torch.arange(BLOCK, device=device)[:, None] + (width - BLOCK) - torch.arange(width, device=device)
+    return (back < 0) if window is None else (back < 0) | (back >= window)  # back = query - key position
+
+
+def is_sliding_causal(mask: torch.Tensor, window: int) -> bool:
+    """True when the boolean [1, 1, n, n] `mask` is exactly causal attention within `window` (no padding)."""
+    length = mask.shape[-1]
+    ones = torch.ones(length, length, dtype=torch.bool, device=mask.device)
+    return mask.shape == (1, 1, length, length) and torch.equal(mask[0, 0], ones.tril_().triu_(1 - window))
+
+
+_checked: list = [None, False]  # the mask last checked (weak reference) and the answer: layers share one mask
+
+
+def _sliding_causal_once(mask: torch.Tensor, window: int) -> bool:
+    if _checked[0] is None or _checked[0]() is not mask:
+        _checked[:] = [weakref.ref(mask), is_sliding_causal(mask, window)]
+    return _checked[1]
 
 
 def serves(module: torch.nn.Module, query: torch.Tensor, key: torch.Tensor, attention_mask, dropout: float,
            kwargs: dict) -> bool:
-    """True when the blocked kernel computes exactly what SDPA would here (and is faster)."""
-    return (query.device.type == 'cpu' and query.dtype == torch.bfloat16 and attention_mask is None
-            and query.shape[2] == key.shape[2] > BLOCK and kwargs.get('is_causal', getattr(module, 'is_causal', True))
-            and not dropout and kwargs.get('softcap') is None and kwargs.get('position_bias') is None)
+    """True when the blocked kernel computes exactly what SDPA would here (and is faster): plain causal
+    attention (transformers passes no mask then), or a sliding window whose mask has nothing else in it."""
+    if not (query.device.type == 'cpu' and query.dtype == torch.bfloat16 and query.shape[2] == key.shape[2] > BLOCK
+            and kwargs.get('is_causal', getattr(module, 'is_causal', True)) and not dropout
+            and kwargs.get('softcap') is None and kwargs.get('position_bias') is None):
+        return False
+    if attention_mask is None:
+        return True
+    window = kwargs.get('sliding_window')
+    return (isinstance(window, int) and attention_mask.dtype == torch.bool
+            and _sliding_causal_once(attention_mask, window))
 
 
 def attention_forward(module: torch.nn.Module, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
@@ -59,7 +99,8 @@ def attention_forward(module: torch.nn.Module, query: torch.Tensor, key: torch.T
     """transformers' attention-function signature: the blocked kernel where it serves, else SDPA."""
     if serves(module, query, key, attention_mask, dropout, kwargs):
         scaling = query.shape[-1] ** -0.5 if scaling is None else scaling
-        return blocked_causal_attention(query, key, value, scaling), None
+        window = kwargs.get('sliding_window') if attention_mask is not None else None  # no mask: the window
+        return blocked_causal_attention(query, key, value, scaling, window), None  # covers the whole prompt
     return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
                                   **kwargs)
 

