@@ -202,10 +202,14 @@ def load(spec, dtype: torch.dtype):
 
 
 def fp32_ways(work: Workload) -> list[Measured]:
-    """The original way and ours, both in float32 on one loaded model."""
+    """The original way (with transformers' default attention, SDPA) and ours, both in float32 on one
+    loaded model."""
     model, before = load(work.plan.model_spec, torch.float32)
-    return [measure('original', model, before, work, lambda: (original_way(model, work), 1)),
-            measure('ours-fp32', model, before, work, lambda: our_way(model, work, 1))]
+    ours = model.config._attn_implementation  # load_model's choice
+    model.set_attn_implementation('sdpa')
+    original = measure('original', model, before, work, lambda: (original_way(model, work), 1))
+    model.set_attn_implementation(ours)
+    return [original, measure('ours-fp32', model, before, work, lambda: our_way(model, work, 1))]
 
 
 def fast_ways(work: Workload, batches: list[str]) -> list[Measured]:

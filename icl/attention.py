@@ -1,17 +1,19 @@
-"""Causal attention for long prompts on CPUs that multiply in bf16 (AVX512-BF16) but have no AMX.
+"""Causal attention for long prompts on CPUs, where torch's SDPA kernel leaves speed unused.
 
-torch's CPU SDPA kernel computes bf16 attention no faster than fp32 on such CPUs (measured here:
-86 ms per SmolLM2 layer at 3,300 tokens either way), while a bf16 matmul runs 4x faster than fp32;
-and given a mask (sliding-window layers) it computes every query against every key. This kernel
-walks over blocks of queries; each block is two batched bf16 matmuls (scores against the keys it
-can see, then the weighted sum of values) and a softmax: 35 ms per SmolLM2 layer; Gemma 3's 15
-sliding-window layers at 2,900 tokens take 0.25 s instead of 2.8 s. Its label log-probs are as close
-to fp32 as SDPA's in bf16 (benchmarks/bench_scoring.py and tests/test_attention.py measure both).
+On CPUs that multiply in bf16 (AVX512-BF16) but have no AMX, SDPA computes bf16 attention no faster
+than fp32 (measured here: 86 ms per SmolLM2 layer at 3,300 tokens either way), while a bf16 matmul
+runs 4x faster than fp32; and given a mask (sliding-window layers), SDPA computes every query
+against every key, in any dtype. This kernel walks over blocks of queries; each block is two batched
+matmuls (scores against the keys it can see, then the weighted sum of values) and a softmax: 35 ms
+per SmolLM2 layer in bf16; Gemma 3's 15 sliding-window layers at 2,900 tokens take 0.25 s instead of
+2.8 s in bf16. Its bf16 label log-probs are as close to fp32 as SDPA's (benchmarks/bench_scoring.py
+and tests/test_attention.py measure both); in fp32 it equals SDPA to float rounding.
 
-It serves only what it is exact and fast for: a bf16 CPU forward pass, queries = keys (no cache), no
-soft-capping or dropout, and either no mask (transformers passes none for plain causal attention) or
-the mask of a sliding window with nothing else in it (no padding). Everything else goes to
-transformers' SDPA function unchanged.
+It serves only what it is exact and fast for: a CPU forward pass, queries = keys (no cache), no
+soft-capping or dropout, and either no mask in bf16 (transformers passes none for plain causal
+attention; in fp32 SDPA's causal kernel is the faster one) or, in bf16 or fp32, the mask of a
+sliding window with nothing else in it (no padding). Everything else goes to transformers' SDPA
+function unchanged.
 """
 import weakref
 
@@ -20,7 +22,7 @@ from transformers import AttentionInterface
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
 from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, sdpa_mask
 
-NAME = 'icl_blocked_bf16'  # the attn_implementation name this module registers with transformers
+NAME = 'icl_blocked'  # the attn_implementation name this module registers with transformers
 BLOCK = 128  # queries per block: 64-256 are equally fast here; larger blocks spill the cache
 
 
@@ -82,14 +84,15 @@ def _sliding_causal_once(mask: torch.Tensor, window: int) -> bool:
 
 def serves(module: torch.nn.Module, query: torch.Tensor, key: torch.Tensor, attention_mask, dropout: float,
            kwargs: dict) -> bool:
-    """True when the blocked kernel computes exactly what SDPA would here (and is faster): plain causal
-    attention (transformers passes no mask then), or a sliding window whose mask has nothing else in it."""
-    if not (query.device.type == 'cpu' and query.dtype == torch.bfloat16 and query.shape[2] == key.shape[2] > BLOCK
-            and kwargs.get('is_causal', getattr(module, 'is_causal', True)) and not dropout
-            and kwargs.get('softcap') is None and kwargs.get('position_bias') is None):
+    """True when the blocked kernel computes exactly what SDPA would here, and faster: plain causal
+    attention in bf16 (transformers passes no mask then; in fp32 SDPA's own kernel is faster), or a
+    sliding window in bf16 or fp32 whose mask has nothing else in it."""
+    if not (query.device.type == 'cpu' and query.dtype in (torch.bfloat16, torch.float32)
+            and query.shape[2] == key.shape[2] > BLOCK and kwargs.get('is_causal', getattr(module, 'is_causal', True))
+            and not dropout and kwargs.get('softcap') is None and kwargs.get('position_bias') is None):
         return False
     if attention_mask is None:
-        return True
+        return query.dtype == torch.bfloat16
     window = kwargs.get('sliding_window')
     return (isinstance(window, int) and attention_mask.dtype == torch.bool
             and _sliding_causal_once(attention_mask, window))
@@ -107,10 +110,16 @@ def attention_forward(module: torch.nn.Module, query: torch.Tensor, key: torch.T
                                   **kwargs)
 
 
-def use_for(model) -> bool:
-    """Switch `model` (on the CPU, bf16) to this attention; False where the model does not take
-    pluggable attention functions (it keeps its own)."""
-    if not model.is_backend_compatible():
+def has_sliding_windows(model) -> bool:
+    return bool(getattr(model.config.get_text_config(), 'sliding_window', None))
+
+
+def use_for(model, amx: bool) -> bool:
+    """Switch a model on the CPU to this attention where it pays: in bf16 on CPUs without AMX (with AMX,
+    SDPA's own bf16 kernel is the fast one), in fp32 for models with sliding-window layers. False where
+    it does not pay, or the model does not take pluggable attention functions (it keeps its own)."""
+    pays = (model.dtype == torch.bfloat16 and not amx) or (model.dtype == torch.float32 and has_sliding_windows(model))
+    if not pays or not model.is_backend_compatible():
         return False
     model.set_attn_implementation(NAME)
     return True

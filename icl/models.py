@@ -196,8 +196,8 @@ def load_model(spec: ModelSpec, dtype: torch.dtype, gpus: list[int] | None = Non
     """The causal LM in eval mode: on all visible GPUs (or only `gpus`; whole decoder layers per device) or the CPU.
 
     Attention is transformers' default, SDPA (eager for the few models without it): scoring passes
-    no attention mask, so SDPA takes its causal kernel path, which skips the masked blocks. In bf16 on
-    a CPU without AMX, icl.attention's blocked kernel instead (SDPA's CPU kernel gains nothing from bf16 there).
+    no attention mask, so SDPA takes its causal kernel path, which skips the masked blocks. On the CPU,
+    icl.attention's blocked kernel where it is faster (bf16 without AMX; sliding-window layers).
     Restarts the peak-memory counter once loaded: peak_memory_mb() then tells what scoring needs,
     weights included, without the transient of reading the files.
     """
@@ -214,9 +214,9 @@ def load_model(spec: ModelSpec, dtype: torch.dtype, gpus: list[int] | None = Non
         model = AutoModelForCausalLM.from_pretrained(local_source(spec), **kwargs)
     except OSError as error:
         raise UsageError(f"could not load model '{spec.name}': {str(error).splitlines()[0][:200]}") from None
-    if not torch.cuda.is_available() and dtype == torch.bfloat16 and 'amx_bf16' not in cpu_flags():
+    if not torch.cuda.is_available():
         from icl import attention  # imports transformers, as this function does
-        attention.use_for(model)  # with AMX, SDPA's own bf16 kernel is the fast one
+        attention.use_for(model, amx='amx_bf16' in cpu_flags())
     reset_peak_memory()
     return model.eval()
 

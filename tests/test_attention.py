@@ -100,8 +100,9 @@ def test_attention_forward_serves_long_unmasked_bf16_prompts_on_the_cpu():
     assert torch.equal(default_scale, out)  # 64 ** -0.5 = 0.125
 
 
-def test_attention_forward_serves_sliding_window_layers():
-    q, k, v = qkv(1, 9, 3, 700, 64, torch.bfloat16)
+@pytest.mark.parametrize('dtype', [torch.bfloat16, torch.float32])
+def test_attention_forward_serves_sliding_window_layers(dtype):
+    q, k, v = qkv(1, 9, 3, 700, 64, dtype)
     mask = transformers_sliding_mask(700, 200)
     out, _ = attention.attention_forward(MODULE, q, k, v, mask, scaling=0.125, sliding_window=200)
     assert torch.equal(out, attention.blocked_causal_attention(q, k, v, 0.125, 200))
@@ -145,6 +146,20 @@ def test_bf16_cpu_models_use_the_blocked_attention(smollm2_fp32, smollm2_spec):
     assert (ours - full).abs().mean() <= 1.5 * (sdpa - full).abs().mean()
 
 
+def test_the_blocked_attention_is_used_only_where_it_pays():
+    def model(dtype, sliding_window=None):
+        config = types.SimpleNamespace(sliding_window=sliding_window)
+        config.get_text_config = lambda: config
+        switched = []
+        return types.SimpleNamespace(dtype=dtype, config=config, is_backend_compatible=lambda: True,
+                                     set_attn_implementation=switched.append), switched
+    cases = [(torch.bfloat16, None, False, True), (torch.bfloat16, None, True, False),
+             (torch.float32, None, False, False), (torch.float32, 512, False, True), (torch.float16, 512, False, False)]
+    for dtype, window, amx, expected in cases:
+        m, switched = model(dtype, window)
+        assert attention.use_for(m, amx=amx) == expected and switched == ([attention.NAME] if expected else [])
+
+
 def test_cpus_with_amx_keep_sdpa(smollm2_spec, monkeypatch):
     monkeypatch.setattr(models, 'cpu_flags', lambda: {'avx512_bf16', 'amx_bf16', 'amx_tile'})
     assert models.load_model(smollm2_spec, torch.bfloat16).config._attn_implementation == 'sdpa'
@@ -156,6 +171,7 @@ def test_gemma3_sliding_window_layers_use_the_blocked_attention():
     spec = models.resolve('gemma3-270m')
     fp32, bf16 = models.load_model(spec, torch.float32), models.load_model(spec, torch.bfloat16)
     assert bf16.config._attn_implementation == attention.NAME and bf16.config.sliding_window == 512
+    assert fp32.config._attn_implementation == attention.NAME  # for its sliding-window layers only
     ids = torch.arange(1000, 1700).unsqueeze(0)  # 700 tokens: the local layers get a mask
     served = []
     with torch.no_grad(), pytest.MonkeyPatch.context() as patch:

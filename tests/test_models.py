@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from icl import experiment, models, scoring
+from icl import attention, experiment, models, scoring
 from icl.config import base_config
 from icl.errors import UsageError
 
@@ -108,7 +108,7 @@ def test_gemma3_loads_and_scores_at_the_answer_positions_only(real_data_dir):
     assert models._gemma3_gguf().parent == models.cache_dir() / 'gguf'  # not the home directory's cache
     tokenizer = models.load_tokenizer(spec)
     model = models.load_model(spec, torch.float32)
-    assert (model.config.vocab_size, model.config._attn_implementation) == (262144, 'sdpa')
+    assert (model.config.vocab_size, model.config._attn_implementation) == (262144, attention.NAME)  # sliding windows
     config = base_config()
     config.dataset.name, config.dataset.config.data_dir = 'sst2', str(real_data_dir)
     config.dataset.config.num_prompt_examples = 4
