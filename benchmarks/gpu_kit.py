@@ -72,7 +72,8 @@ def add_weights(kit: Path) -> None:
         model.save_pretrained(folder)
         print(f'{folder.name}: {sum(p.numel() for p in model.parameters()) / 1e9:.2f} B random parameters')
         del model
-        torch.cuda.empty_cache() if torch.cuda.is_available() else None
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
 
 
 def main() -> None:

@@ -69,8 +69,10 @@ def keys_hidden(window: int | None, device) -> torch.Tensor:
 def is_sliding_causal(mask: torch.Tensor, window: int) -> bool:
     """True when the boolean [1, 1, n, n] `mask` is exactly causal attention within `window` (no padding)."""
     length = mask.shape[-1]
-    ones = torch.ones(length, length, dtype=torch.bool, device=mask.device)
-    return mask.shape == (1, 1, length, length) and torch.equal(mask[0, 0], ones.tril_().triu_(1 - window))
+    if mask.shape != (1, 1, length, length):
+        return False
+    expected = torch.ones(length, length, dtype=torch.bool, device=mask.device).tril_().triu_(1 - window)
+    return torch.equal(mask[0, 0], expected)
 
 
 _checked: list = [None, False]  # the mask last checked (weak reference) and the answer: layers share one mask
@@ -111,6 +113,7 @@ def attention_forward(module: torch.nn.Module, query: torch.Tensor, key: torch.T
 
 
 def has_sliding_windows(model) -> bool:
+    """True for models with sliding-window layers (Gemma 3, Mistral, ...)."""
     return bool(getattr(model.config.get_text_config(), 'sliding_window', None))
 
 
