@@ -173,17 +173,14 @@ def test_gemma3_sliding_window_layers_use_the_blocked_attention():
     assert bf16.config._attn_implementation == attention.NAME and bf16.config.sliding_window == 512
     assert fp32.config._attn_implementation == attention.NAME  # for its sliding-window layers only
     ids = torch.arange(1000, 1700).unsqueeze(0)  # 700 tokens: the local layers get a mask
-    served = []
+    served, blocked = [], attention.blocked_causal_attention
     with torch.no_grad(), pytest.MonkeyPatch.context() as patch:
-        patch.setattr(attention, 'blocked_causal_attention',
-                      lambda *args: served.append(args[-1]) or BLOCKED(*args))
+        patch.setattr(attention, 'blocked_causal_attention', lambda *args: served.append(args[-1]) or blocked(*args))
         ours = bf16(input_ids=ids, use_cache=False).logits[0, :, :2000].float()
     with torch.no_grad():
         bf16.set_attn_implementation('sdpa')
+        fp32.set_attn_implementation('sdpa')
         sdpa = bf16(input_ids=ids, use_cache=False).logits[0, :, :2000].float()
         full = fp32(input_ids=ids, use_cache=False).logits[0, :, :2000]
     assert served.count(512) == 15 and served.count(None) == 3  # every layer: 15 local, 3 global
     assert (ours - full).abs().mean() <= 1.5 * (sdpa - full).abs().mean()
-
-
-BLOCKED = attention.blocked_causal_attention
