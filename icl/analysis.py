@@ -23,7 +23,7 @@ import pandas as pd
 from icl import results
 from icl.errors import UsageError
 from icl.probs import class_log_probs, entropy
-from icl.prompts import LabelRule
+from icl.prompts import LabelRule, change_points, resolved_flip_after
 
 METRICS = ('accuracy', 'log_lik', 'entropy')
 LABEL_COLUMNS = {'true': 'true_label', 'shown': 'shown_label'}  # what accuracy / log_lik are measured against
@@ -153,20 +153,18 @@ class Run:
     def label_rule(self) -> LabelRule:
         """The run's flip rule (random and replaced labels are not needed here)."""
         c = self.data_config
-        # datasets.py resolves flip_labels_after_halfway the same way
-        after = c['num_prompt_examples'] // 2 if c.get('flip_labels_after_halfway') else c['flip_labels_after']
+        after = resolved_flip_after(c['num_prompt_examples'], c['flip_labels_after'],
+                                    c.get('flip_labels_after_halfway', False))
         return LabelRule(num_classes=self.num_classes, flip_labels_after=after,
                          flip_labels_multi=c['flip_labels_multi'], flip_labels_multi_lim=c['flip_labels_multi_lim'])
 
     def flipped(self) -> np.ndarray:
         """Per in-context position: does that example show a flipped label?"""
-        rule = self.label_rule()
-        return np.array([rule.flipped(i) for i in range(self.num_examples)])
+        return np.array(self.label_rule().flips(self.num_examples))
 
     def change_points(self) -> list[int]:
         """First example of each stretch of flipped or unflipped labels, after the first."""
-        flipped = self.flipped()
-        return [int(i) for i in np.flatnonzero(flipped[1:] != flipped[:-1]) + 1]
+        return change_points(self.label_rule().flips(self.num_examples))
 
     @property
     def kind(self) -> str:

@@ -16,7 +16,15 @@ import numpy as np
 
 from icl import loaders
 from icl.errors import UsageError
-from icl.prompts import ExampleFormat, LabelRule, Prompt, prompt_prefix, rotated, trigger_flip_prompt
+from icl.prompts import (
+    ExampleFormat,
+    LabelRule,
+    Prompt,
+    prompt_prefix,
+    resolved_flip_after,
+    rotated,
+    trigger_flip_prompt,
+)
 
 CLASS_NAMES_ENV = 'CLASS_NAMES'
 CLASS_NAMES_MODES = ('ALL', 'DEFAULT_ONLY', 'DEFAULT_AND_FLIP')
@@ -125,7 +133,7 @@ class BaseDataset(metaclass=_ReadsClassNames):
         if flip_labels_after_halfway:
             if flip_labels_after != -1:
                 raise UsageError('set either flip_labels_after_halfway=True or flip_labels_after, not both')
-            flip_labels_after = num_prompt_examples // 2
+            flip_labels_after = resolved_flip_after(num_prompt_examples, flip_labels_after, True)
         self.flip_labels_after = flip_labels_after
         self.label_rule = LabelRule(
             num_classes=self.num_classes, flip_labels_after=flip_labels_after,

@@ -8,6 +8,7 @@ by the mean of that value over repetitions (see `mean_difference_test`).
        alternating flips, at positions preceded by equally many flipped and unflipped labels.
 """
 import dataclasses
+import math
 import warnings
 from collections.abc import Sequence
 
@@ -17,6 +18,8 @@ from scipy import stats
 
 from icl.analysis import Run
 from icl.errors import UsageError
+
+N_RESAMPLES = 9999  # permutations and bootstrap resamples; the test is exact while 2**n <= this
 
 HYPOTHESES = {
     'NH1': 'ICL predictions do not depend on the in-context labels',
@@ -54,7 +57,7 @@ def _mean_difference(a: np.ndarray, b: np.ndarray, axis: int = -1) -> np.ndarray
 
 
 def mean_difference_test(a: Sequence[float], b: Sequence[float], paired: bool, confidence: float = 0.95,
-                         n_resamples: int = 9999, seed: int = 0) -> dict:
+                         n_resamples: int = N_RESAMPLES, seed: int = 0) -> dict:
     """Two-sided permutation test and bootstrap interval for mean(a) - mean(b).
 
     Paired (a[i], b[i] from the same repetition, i.e. the same in-context examples): the
@@ -100,6 +103,25 @@ def _bootstrap_interval(a, b, paired, confidence, n_resamples, rng) -> tuple[flo
         if np.isfinite(interval.low) and np.isfinite(interval.high):
             return float(interval.low), float(interval.high)
     return float('nan'), float('nan')
+
+
+def smallest_p_value(n_a: int, n_b: int | None = None, paired: bool = True, n_resamples: int = N_RESAMPLES) -> float:
+    """The smallest two-sided p-value `mean_difference_test` can return for these counts.
+
+    Exact test (all assignments, while they number at most n_resamples): the observed one and its
+    mirror image, 2 / assignments; randomised test: 2 / (n_resamples + 1). No data can do better,
+    so a test with smallest_p_value >= alpha cannot reject at alpha.
+    """
+    assignments = 2 ** n_a if paired else math.comb(n_a + n_b, n_a)
+    return min(1.0, 2 / assignments if assignments <= n_resamples else 2 / (n_resamples + 1))
+
+
+def repetitions_needed(alpha: float, paired: bool = True) -> int:
+    """Fewest repetitions (per condition) with which a test can reject at `alpha`."""
+    n = 2
+    while smallest_p_value(n, n, paired) >= alpha:
+        n += 1
+    return n
 
 
 def late_positions(num_examples: int, window: int = 10) -> np.ndarray:
@@ -179,11 +201,11 @@ def nh2_pretraining_preference(run: Run, metric: str = 'log_lik', window: int = 
             for variant in run.variants if variant != baseline]
 
 
-def equal_count_positions(run: Run) -> np.ndarray:
+def equal_count_positions(flipped: Sequence[bool]) -> np.ndarray:
     """Positions i > 0 whose examples 0..i-1 carry as many flipped as unflipped labels."""
-    flipped = run.flipped()
+    flipped = np.asarray(flipped, dtype=int)
     before = np.concatenate([[0], np.cumsum(flipped)[:-1]])
-    positions = np.arange(run.num_examples)
+    positions = np.arange(len(flipped))
     return positions[(positions > 0) & (2 * before == positions)]
 
 
@@ -205,7 +227,7 @@ def nh3_equal_treatment(halfway: Run, alternating: Run, metric: str = 'log_lik',
         raise UsageError(f"NH3 needs a run that flips once ('{halfway.name}' changes at "
                          f'{halfway.change_points()}) and one that alternates (flip_labels_multi=True; '
                          f"'{alternating.name}' changes at {alternating.change_points()})")
-    positions = np.intersect1d(equal_count_positions(halfway), equal_count_positions(alternating))
+    positions = np.intersect1d(equal_count_positions(halfway.flipped()), equal_count_positions(alternating.flipped()))
     if not len(positions):
         raise UsageError(f"no position of '{halfway.name}' and '{alternating.name}' follows equally many flipped and "
                          'unflipped labels; flip after fewer than half the examples (runs.md: 60 of 140)')

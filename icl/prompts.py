@@ -51,6 +51,10 @@ class LabelRule:
             return (i // self.flip_labels_after) % 2 == 1
         return i >= self.flip_labels_after
 
+    def flips(self, num_examples: int) -> list[bool]:
+        """Per in-context example: does it show a flipped label?"""
+        return [self.flipped(i) for i in range(num_examples)]
+
     def replaced(self, i: int) -> bool:
         return not (self.replace_labels_until_step != -1 and i >= self.replace_labels_until_step)
 
@@ -64,6 +68,16 @@ class LabelRule:
         if self.replace_labels_by and replace:
             return label, self.replace_labels_by
         return label, None
+
+
+def resolved_flip_after(num_prompt_examples: int, flip_labels_after: int, flip_labels_after_halfway: bool) -> int:
+    """The first flipped example: flip_labels_after_halfway means num_prompt_examples // 2."""
+    return num_prompt_examples // 2 if flip_labels_after_halfway else flip_labels_after
+
+
+def change_points(flipped: Sequence[bool]) -> list[int]:
+    """First example of each stretch of flipped or unflipped labels, after the first."""
+    return [i for i in range(1, len(flipped)) if flipped[i] != flipped[i - 1]]
 
 
 @dataclass

@@ -13,8 +13,8 @@ from icl.errors import UsageError
 
 
 def test_equal_label_counts_follow_where_labels_flip(runs):
-    assert hypotheses.equal_count_positions(runs['halfway']).tolist() == [2 * FLIP_AFTER]
-    assert hypotheses.equal_count_positions(runs['alternating']).tolist() == [2, 4, 6, 8]
+    assert hypotheses.equal_count_positions(runs['halfway'].flipped()).tolist() == [2 * FLIP_AFTER]
+    assert hypotheses.equal_count_positions(runs['alternating'].flipped()).tolist() == [2, 4, 6, 8]
 
 
 def test_runs_of_the_same_seed_and_data_are_paired(runs):
@@ -130,3 +130,14 @@ def test_intervals_cover_the_true_difference_about_as_often_as_they_claim():
 def test_too_few_repetitions_is_a_usage_error():
     with pytest.raises(UsageError, match=r'at least 2 repetitions per condition \(got 1 and 3\)'):
         hypotheses.mean_difference_test([1.0], [1.0, 2.0, 3.0], paired=False)
+
+
+def test_smallest_p_value_is_what_the_test_returns_at_its_most_extreme():
+    for n in (3, 5, 8):
+        a, b = np.arange(n) + 1.0, np.zeros(n)  # every difference positive: the most extreme data
+        p = hypotheses.mean_difference_test(a, b, paired=True)['p_value']
+        assert p == pytest.approx(hypotheses.smallest_p_value(n)) == pytest.approx(2 / 2 ** n)
+    assert hypotheses.smallest_p_value(5) == 0.0625
+    assert hypotheses.smallest_p_value(20) == pytest.approx(2 / 10000)  # randomised beyond 2**n > 9999
+    assert hypotheses.smallest_p_value(3, 3, paired=False) == pytest.approx(2 / 20)
+    assert hypotheses.repetitions_needed(0.05) == 6  # 2/2**5 = 0.0625 >= 0.05, 2/2**6 < 0.05
