@@ -105,11 +105,13 @@ def _table(path: Path, columns: list[str], header: bool = True, **dialect) -> li
         missing = [c for c in columns if c not in names]
         if missing:
             raise _file_error(path, 1, f"lacks column(s) {', '.join(missing)}; found: {', '.join(names) or 'none'}")
+    rows = list(rows)
     table = []
-    for line, fields in rows:
+    for number, (line, fields) in enumerate(rows, 1):
         if len(fields) != len(names):
-            raise _file_error(path, line, f'has {len(fields)} fields, expected {len(names)} ({", ".join(names)}); '
-                                          'is the file truncated?')
+            hint = '; is the file truncated?' if number == len(rows) else ''
+            raise _file_error(path, line, f'has {len(fields)} field(s), expected {len(names)} '
+                                          f'({", ".join(names)}){hint}')
         table.append((line, dict(zip(names, fields))))
     if not table:
         raise _file_error(path, None, 'has a header but no rows' if header else 'has no rows')
@@ -191,7 +193,7 @@ def _local_financial_phrasebank(root: Path) -> Records:
         records.append({'sentence': sentence, 'label': _named(path, line, 'label', label.strip(), FPB_LABELS)})
     if not records:
         raise _file_error(path, None, 'has no rows')
-    return split(records)
+    return {'train': records}
 
 
 MQP_COLUMNS = ['dr_id', 'question_1', 'question_2', 'label']
@@ -202,7 +204,7 @@ def _local_medical_questions_pairs(root: Path) -> Records:
     records = [{'dr_id': _int(path, line, 'dr_id', r['dr_id']), 'question_1': r['question_1'],
                 'question_2': r['question_2'], 'label': _int(path, line, 'label', r['label'], BINARY)}
                for line, r in _table(path, MQP_COLUMNS, header=False)]
-    return split(records)
+    return {'train': records}
 
 
 MSR_COLUMNS = ['Quality', '#1 ID', '#2 ID', '#1 String', '#2 String']
@@ -259,7 +261,7 @@ def _local_hate_speech(root: Path) -> Records:
     records = [{'text': r['text'], **{c: _int(path, line, c, r[c]) for c in HATE_COLUMNS[1:4]},
                 'label': _int(path, line, 'label', r['label'], (0, 1, 2, 3))}
                for line, r in _table(path, HATE_COLUMNS)]
-    return split(records, hate_speech_subset(records))
+    return {'train': records}
 
 
 AG_NEWS_COLUMNS = ['class', 'title', 'description']
@@ -322,11 +324,14 @@ class HubSource:
         return (self.path,) if self.config is None else (self.path, self.config)
 
     def records(self, dataset_dict) -> Records:
-        """Records of a `datasets.DatasetDict`, whichever way it was loaded."""
-        records = {name: dataset_dict[name].to_list() for name in dataset_dict}
+        """Our records of a `datasets.DatasetDict`, whichever way it was loaded."""
+        return self.converted({name: dataset_dict[name].to_list() for name in dataset_dict})
+
+    def converted(self, splits: Records) -> Records:
+        """Our records of the hub's splits (from the hub or built from the original files)."""
         if not self.split_train:
-            return records
-        train = records['train']
+            return splits
+        train = splits['train']
         return split(train, self.subset(train) if self.subset else None)
 
 
@@ -384,7 +389,7 @@ def hub_dataset(source: HubSource):
         return _load_dataset(str(folder))
 
 
-LOCAL: dict[str, Callable[[Path], Records]] = {
+LOCAL: dict[str, Callable[[Path], Records]] = {  # the hub's splits, built from the original files
     'sst2': _local_sst2,
     'subj': _local_subj,
     'financial_phrasebank': _local_financial_phrasebank,
@@ -429,12 +434,12 @@ def load_records(name: str, local_dir: Path | None = None) -> Records:
             raise UsageError(f"data folder '{local_dir}' does not exist "
                              f'(from ${DATA_DIR_ENV} or dataset.config.data_dir)')
         logging.info('Loading %s from local files in %s', name, local_dir)
-        return LOCAL[name](local_dir)
+        return HUB[name].converted(LOCAL[name](local_dir))
     source = HUB[name]
     try:
         return source.records(hub_dataset(source))
     except Exception as error:  # the hub raises many types: offline, gated, renamed
         first_line = str(error).splitlines()[0][:200] if str(error) else ''
         raise UsageError(f"could not load '{name}' from the HuggingFace hub ({type(error).__name__}: {first_line}); "
-                         "check the connection (offline: see the README's 'Offline machines') "
-                         f'or set ${DATA_DIR_ENV} to a folder of the original files ({DATA_DOC})') from None
+                         f'set ${DATA_DIR_ENV} to a folder of the original files ({DATA_DOC}), or, on a machine '
+                         "without internet, prepare the HuggingFace cache first (README, 'Offline machines')") from None
