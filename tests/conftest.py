@@ -1,5 +1,6 @@
 """Shared fixtures: the real data folder, one loaded copy of the packaged model and the
 small evaluation runs; the summary line that counts the tests skipped for want of real data."""
+import collections
 import os
 from pathlib import Path
 
@@ -37,8 +38,9 @@ def pytest_terminal_summary(terminalreporter) -> None:
     if skipped:
         terminalreporter.write_line(f'{len(skipped)} tests skipped for want of the original data files '
                                     '(set ICL_DATA_DIR, see docs/data.md):')
-        for nodeid in skipped:
-            terminalreporter.write_line(f'  {nodeid}')
+        per_test = collections.Counter(nodeid.split('[')[0] for nodeid in skipped)  # parametrised cases together
+        for test, count in per_test.items():
+            terminalreporter.write_line(f'  {test}' + (f' ({count} cases)' if count > 1 else ''))
 
 
 @pytest.fixture(scope='session')
