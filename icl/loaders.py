@@ -54,8 +54,8 @@ BINARY = (0, 1)
 
 def _file_error(path: Path, line: int | None, what: str) -> UsageError:
     """One line naming the file, the line (when one is to blame) and what is wrong."""
-    where = f"data file '{path}'" + (f' line {line}' if line else '')
-    return UsageError(f'{where}: {what} (see {DATA_DOC})')
+    where = f"data file '{path}'" + (f' line {line}:' if line else '')
+    return UsageError(f'{where} {what} (see {DATA_DOC})')
 
 
 def _require(path: Path) -> Path:
@@ -104,7 +104,7 @@ def _table(path: Path, columns: list[str], header: bool = True, **dialect) -> li
         names = first[1] if first else []
         missing = [c for c in columns if c not in names]
         if missing:
-            raise _file_error(path, 1, f"lacks column(s) {', '.join(missing)}; found: {', '.join(names) or 'none'}")
+            raise _file_error(path, None, f"lacks column(s) {', '.join(missing)}; found: {', '.join(names) or 'none'}")
     rows = list(rows)
     table = []
     for number, (line, fields) in enumerate(rows, 1):

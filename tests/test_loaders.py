@@ -739,13 +739,13 @@ DOC = ' (see docs/data.md)'
      "line 2: has no '@label' at the end: 'no label here'"),
     ('medical_questions_pairs', 'medical_questions_pairs/mqp.csv', '1,q1,q2,1\n2,q,1\n3,q1,q2,0\n',
      'line 2: has 3 field(s), expected 4 (dr_id, question_1, question_2, label)'),
-    ('sst2', SST2_TRAIN, 'text\tlabel\nfine\t1\n', 'line 1: lacks column(s) sentence; found: text, label'),
+    ('sst2', SST2_TRAIN, 'text\tlabel\nfine\t1\n', 'lacks column(s) sentence; found: text, label'),
     ('rte', 'rte/train.tsv', 'index\tpremise\thypothesis\tlabel\n0\ta\tb\tentailment\n',
-     'line 1: lacks column(s) sentence1, sentence2; found: index, premise, hypothesis, label'),
+     'lacks column(s) sentence1, sentence2; found: index, premise, hypothesis, label'),
     ('subj', 'subj/train.jsonl', '{"text": "a", "label": 0}\n',
      'line 1: lacks column(s) label_text; found: text, label'),
     ('hate_speech', HATE_FILE, 'file_id,text,label\n"1","a","0"\n',
-     'line 1: lacks column(s) user_id, subforum_id, num_contexts; found: file_id, text, label'),
+     'lacks column(s) user_id, subforum_id, num_contexts; found: file_id, text, label'),
 ])
 def test_damaged_file_is_one_line_naming_file_line_and_fault(tmp_path, name, file, content, message):
     path = write(tmp_path / file, content)
@@ -768,7 +768,7 @@ def test_file_without_rows_says_so(tmp_path, name, file, content, message):
     path = write(tmp_path / file, content)
     with pytest.raises(UsageError) as error:
         loaders.load_records(name, tmp_path)
-    assert str(error.value) == f"data file '{path}': {message}{DOC}"
+    assert str(error.value) == f"data file '{path}' {message}{DOC}"
 
 
 # ------------------------------------------------------------------ the hub and its parquet-export fallback
