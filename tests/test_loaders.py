@@ -962,3 +962,22 @@ def test_fallback_records_equal_the_local_records_on_the_real_files(hub, tmp_pat
     direct, fallback = records_both_ways(hub, tmp_path, name, real_data_dir)
     loaders.load_records.cache_clear()
     assert fallback == direct == loaders.load_records(name, real_data_dir)
+
+
+def test_hub_calls_are_the_originals():
+    assert {name: source.arguments for name, source in loaders.HUB.items()} == {
+        'sst2': ('sst2',), 'subj': ('SetFit/subj',),
+        'financial_phrasebank': ('financial_phrasebank', 'sentences_allagree'),
+        'medical_questions_pairs': ('medical_questions_pairs',), 'mrpc': ('glue', 'mrpc'), 'wnli': ('glue', 'wnli'),
+        'rte': ('glue', 'rte'), 'hate_speech': ('hate_speech18',), 'ag_news': ('ag_news',)}
+    assert sorted(n for n, s in loaders.HUB.items() if s.split_train) == ['financial_phrasebank', 'hate_speech',
+                                                                          'medical_questions_pairs']
+
+
+def test_export_download_asks_for_the_parquet_revision_of_the_dataset_repository(monkeypatch, tmp_path):
+    import huggingface_hub
+    download = Fake(str(tmp_path))
+    monkeypatch.setattr(huggingface_hub, 'snapshot_download', download)
+    assert loaders._download_export('hate_speech18') == tmp_path
+    assert download.calls == [((), {'repo_id': 'hate_speech18', 'repo_type': 'dataset',
+                                    'revision': 'refs/convert/parquet'})]
