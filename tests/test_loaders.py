@@ -981,3 +981,29 @@ def test_export_download_asks_for_the_parquet_revision_of_the_dataset_repository
     assert loaders._download_export('hate_speech18') == tmp_path
     assert download.calls == [((), {'repo_id': 'hate_speech18', 'repo_type': 'dataset',
                                     'revision': 'refs/convert/parquet'})]
+
+
+def test_offline_run_reads_a_cached_export_with_the_real_libraries(tmp_path, formats_dir):
+    """HF_HUB_OFFLINE as on a compute node: the original call fails, the export comes from HF_HOME's hub cache
+    (laid out as huggingface_hub lays out a download of revision refs/convert/parquet)."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from icl.config import REPO_ROOT
+    repo = tmp_path / 'hf' / 'hub' / 'datasets--financial_phrasebank'
+    (repo / 'refs' / 'refs' / 'convert').mkdir(parents=True)
+    (repo / 'refs' / 'refs' / 'convert' / 'parquet').write_text('0123abcd')
+    splits = loaders.LOCAL['financial_phrasebank'](formats_dir)
+    write_export(splits, repo / 'snapshots' / '0123abcd' / 'sentences_allagree', loaders.FPB_LABELS, 'folders')
+    env = {**os.environ, 'HF_HOME': str(tmp_path / 'hf'), 'HF_HUB_OFFLINE': '1', 'HF_DATASETS_OFFLINE': '1',
+           'PYTHONPATH': str(REPO_ROOT)}
+    env.pop('ICL_DATA_DIR', None)
+    script = ('import json, logging; logging.basicConfig(level=logging.INFO, format="%(message)s"); '
+              'from icl import loaders; print(json.dumps(loaders.load_records("financial_phrasebank")))')
+    done = subprocess.run([sys.executable, '-c', script], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == TINY_EXPECTED['financial_phrasebank']
+    assert ('Loading financial_phrasebank from its parquet export (revision refs/convert/parquet, folder '
+            'sentences_allagree): the hub is offline') in done.stderr.splitlines()
