@@ -14,7 +14,7 @@ Memory is the peak while scoring above the process before the way's model was lo
 activations, outputs): resident set on the CPU, allocated tensors on GPUs. Model FLOP/s counts the
 work any way must do (linear layers at every token, causal attention, class rows of the output layer at
 the answer positions) and is compared with a large matmul measured here in the same dtype.
-Needs the sst2 files: --data-dir, else $ICL_DATA_DIR, else ../shared/data.
+Needs the original sst2 files (docs/data.md): --data-dir, else $ICL_DATA_DIR.
 """
 import argparse
 import ctypes
@@ -34,10 +34,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from icl import experiment, models, scoring  # noqa: E402
-from icl.config import REPO_ROOT, base_config  # noqa: E402
+from icl.config import base_config  # noqa: E402
 from icl.probs import log_softmax  # noqa: E402
-
-SHARED_DATA = REPO_ROOT.parent / 'shared' / 'data'
 
 
 @dataclasses.dataclass
@@ -294,10 +292,12 @@ def main() -> None:
     parser.add_argument('--variants', type=int, default=2, help='class-name variants per repetition')
     parser.add_argument('--batch', nargs='+', default=['auto'], help="our model.batch_size values ('auto', ints)")
     parser.add_argument('--matmul-size', type=int, default=None, help='side of the reference matmul')
-    parser.add_argument('--data-dir', type=Path, default=os.environ.get('ICL_DATA_DIR') or SHARED_DATA,
-                        help='folder with sst2/ (the real data files)')
+    parser.add_argument('--data-dir', type=Path, default=os.environ.get('ICL_DATA_DIR'),
+                        help='folder with sst2/ (the original data files, docs/data.md); default $ICL_DATA_DIR')
     parser.add_argument('--json', type=Path, default=None, help='also write the numbers here')
     args = parser.parse_args()
+    if args.data_dir is None:
+        parser.error('needs the original sst2 files: pass --data-dir or set ICL_DATA_DIR (docs/data.md)')
     os.environ.setdefault('WANDB_MODE', 'disabled')
 
     info = machine()

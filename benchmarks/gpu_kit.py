@@ -6,11 +6,12 @@ SmolLM2-135M's (its config and tokenizer) and a LLaMa-2-7B-class one (LLaMa-2-7B
 SmolLM2's tokenizer). Label logits of the two ways are still compared, the speed ratios hold.
 
 Here (CPU, ~10 s, writes .gpu/: data, configs, tokenizers, the ml_collections wheel, ~8 MB):
-  python benchmarks/gpu_kit.py
+  python benchmarks/gpu_kit.py                # SST-2 from $ICL_DATA_DIR (or --data-dir)
 There (device tool, carry ['.gpu']; estimated 5-6 min on an H100; JSON and logs under $OUT):
   bash benchmarks/gpu_check.sh
 """
 import argparse
+import os
 import shutil
 import subprocess
 import sys
@@ -79,9 +80,11 @@ def add_weights(kit: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--weights', action='store_true', help='add random weights to the shapes (on the GPU side)')
-    parser.add_argument('--data-dir', type=Path, default=REPO_ROOT.parent / 'shared' / 'data',
-                        help='folder with sst2/ (the real data files)')
+    parser.add_argument('--data-dir', type=Path, default=os.environ.get('ICL_DATA_DIR'),
+                        help='folder with sst2/ (the original data files, docs/data.md); default $ICL_DATA_DIR')
     args = parser.parse_args()
+    if args.data_dir is None and not args.weights:
+        parser.error('needs the original sst2 files: pass --data-dir or set ICL_DATA_DIR (docs/data.md)')
     add_weights(KIT) if args.weights else pack(KIT, args.data_dir)
 
 

@@ -158,11 +158,18 @@ class BaseDataset(metaclass=_ReadsClassNames):
         return loaders.load_records(self.dataset_name(), loaders.data_dir(data_dir))
 
     def choose_test_split(self, use_validation_if_possible: bool) -> str:
+        """The split queries come from; one without labels (the GLUE test files) is an error."""
         if use_validation_if_possible and self.validation_split:
             return self.validation_split
         if use_validation_if_possible:
             _warn_once(f'No validation set for {self.dataset_name()} but `use_validation_if_possible == True`; '
                        f'using {self.test_split}.')
+        unlabelled = sum(row[self.label_name] == -1 for row in self.dataset[self.test_split])
+        if unlabelled:  # the original scored such queries against label -1 without a word
+            raise UsageError(f"{self.dataset_name()}'s {self.test_split} split has no labels ({unlabelled} of "
+                             f'{len(self.dataset[self.test_split])} rows have label -1); set '
+                             f'dataset.config.use_validation_if_possible=True to query its labelled '
+                             f'{self.validation_split} split')
         return self.test_split
 
     def label_frequencies(self) -> np.ndarray:

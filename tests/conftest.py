@@ -1,5 +1,6 @@
 """Shared fixtures: the real data folder, one loaded copy of the packaged model and the
-small evaluation runs."""
+small evaluation runs; the summary line that counts the tests skipped for want of real data."""
+import collections
 import os
 from pathlib import Path
 
@@ -7,7 +8,7 @@ import pytest
 
 from icl.config import REPO_ROOT
 
-SHARED_DATA = REPO_ROOT.parent / 'shared' / 'data'
+REAL_DATA_SKIP = 'needs the original data files'  # every real-data skip reason starts so (counted below)
 
 
 @pytest.fixture(autouse=True)
@@ -20,11 +21,26 @@ def _isolated_env(monkeypatch):
 
 @pytest.fixture(scope='session')
 def real_data_dir() -> Path:
-    """The paper's original dataset files ($ICL_DATA_DIR, else ../shared/data)."""
-    path = Path(os.environ.get('ICL_DATA_DIR') or SHARED_DATA)
+    """The paper's original dataset files, found only through $ICL_DATA_DIR (docs/data.md)."""
+    value = os.environ.get('ICL_DATA_DIR')
+    if not value:
+        pytest.skip(f'{REAL_DATA_SKIP}: ICL_DATA_DIR is not set (docs/data.md)')
+    path = Path(value)
     if not (path / 'sst2' / 'train.tsv').is_file():
-        pytest.skip(f'real data not found at {path}: set ICL_DATA_DIR to a copy of shared/data')
+        pytest.skip(f'{REAL_DATA_SKIP}: ICL_DATA_DIR={path} has no sst2/train.tsv (docs/data.md)')
     return path
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """Name the tests that were skipped for want of real data, so a green run says what it did not check."""
+    skipped = [report.nodeid for report in terminalreporter.stats.get('skipped', [])
+               if REAL_DATA_SKIP in str(report.longrepr)]
+    if skipped:
+        terminalreporter.write_line(f'{len(skipped)} tests skipped for want of the original data files '
+                                    '(set ICL_DATA_DIR, see docs/data.md):')
+        per_test = collections.Counter(nodeid.split('[')[0] for nodeid in skipped)  # parametrised cases together
+        for test, count in per_test.items():
+            terminalreporter.write_line(f'  {test}' + (f' ({count} cases)' if count > 1 else ''))
 
 
 @pytest.fixture(scope='session')

@@ -271,6 +271,12 @@ TEST_SPLIT_ROWS = {  # rows of the query split: (use_validation_if_possible=True
     'medical_questions_pairs': (1006, 1006), 'mrpc': (408, 1725), 'wnli': (71, 146), 'rte': (277, 3000),
     'hate_speech': (660, 660), 'ag_news': (7600, 7600),
 }
+UNLABELLED_TEST_SPLIT = {'sst2', 'wnli', 'rte'}  # GLUE test files carry no labels (label -1 on every row)
+
+
+def unlabelled_message(name: str, rows: int) -> str:
+    return (f"{name}'s test split has no labels ({rows} of {rows} rows have label -1); set "
+            'dataset.config.use_validation_if_possible=True to query its labelled validation split')
 
 
 @pytest.mark.parametrize('name', sorted(TEST_SPLIT_ROWS))
@@ -280,6 +286,24 @@ def test_query_split_follows_use_validation_if_possible(name, real_data_dir, mon
     make = lambda validation: datasets[name](rng=np.random.default_rng(0), num_test_samples=1,  # noqa: E731
                                              num_prompt_examples=2, data_dir=str(real_data_dir),
                                              use_validation_if_possible=validation)
-    assert (len(make(True).test_data), len(make(False).test_data)) == TEST_SPLIT_ROWS[name]
+    with_validation, without = TEST_SPLIT_ROWS[name]
+    assert len(make(True).test_data) == with_validation
+    if name in UNLABELLED_TEST_SPLIT:
+        with pytest.raises(UsageError) as error:
+            make(False)
+        assert str(error.value) == unlabelled_message(name, without)
+    else:
+        assert len(make(False).test_data) == without
     warned = f'No validation set for {name}' in caplog.text
     assert warned == (name not in ('sst2', 'mrpc', 'wnli', 'rte'))
+
+
+def test_unlabelled_test_split_is_an_error_not_label_minus_one(tmp_path):
+    for file, lines in {'train.tsv': ['sentence\tlabel', 'good\t1', 'bad\t0'], 'dev.tsv': ['sentence\tlabel', 'ok\t1'],
+                        'test.tsv': ['index\tsentence', '0\tno label', '1\tnone either']}.items():
+        (tmp_path / 'sst2').mkdir(exist_ok=True)
+        (tmp_path / 'sst2' / file).write_text('\n'.join(lines) + '\n', encoding='utf-8')
+    with pytest.raises(UsageError) as error:
+        datasets['sst2'](rng=np.random.default_rng(0), num_test_samples=1, num_prompt_examples=2,
+                         data_dir=str(tmp_path), use_validation_if_possible=False)
+    assert str(error.value) == unlabelled_message('sst2', 2)

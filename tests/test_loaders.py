@@ -1,12 +1,17 @@
-"""Local loaders (icl/loaders.py) against the real files in shared/data, and their errors on bad files.
+"""Loaders (icl/loaders.py): every local loader on hand-written rows in its original format, the
+real files in $ICL_DATA_DIR (skipped without them), one-line errors for damaged files, and the hub
+path with its parquet-export fallback (the hub replaced by fakes raising the real error types).
 
-The expected records below were read from the raw files with plain string splitting (not with
-icl.loaders), following shared/data/README.md; split() datasets use scikit-learn's
+The expected real records below were read from the raw files with plain string splitting (not with
+icl.loaders), following docs/data.md; split() datasets use scikit-learn's
 train_test_split(test_size=0.33, random_state=41, stratify=labels) on the file's rows.
 """
+import logging
 from pathlib import Path
 
 import pytest
+from sklearn.model_selection import train_test_split
+from test_prompts import data_dir as prompts_data_dir  # noqa: F401 (sst2, mrpc, rte, wnli, mqp in their formats)
 
 from icl import loaders
 from icl.errors import UsageError
@@ -528,28 +533,477 @@ def test_missing_file_names_the_file_and_the_folder_searched(tmp_path, name, mis
     assert f"data file '{path.name}' not found in '{path.parent}'" in str(error.value)
 
 
-def write(path: Path, text: str) -> Path:
+def test_missing_file_message_points_at_the_data_docs(tmp_path):
+    with pytest.raises(UsageError) as error:
+        loaders.load_records('subj', tmp_path)
+    assert str(error.value) == (f"data file 'train.jsonl' not found in '{tmp_path / 'subj'}' (set $ICL_DATA_DIR or "
+                                'dataset.config.data_dir to a folder of the original files laid out as docs/data.md '
+                                'describes)')
+
+
+# ------------------------------------------------------------------ every loader on hand-written rows
+
+def write(path: Path, text: str | bytes, encoding: str = 'utf-8') -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding='utf-8')
+    path.write_bytes(text if isinstance(text, bytes) else text.encode(encoding))
     return path
 
 
-@pytest.mark.parametrize('name, file, text, message', [
-    ('sst2', 'sst2/train.tsv', 'text\tlabel\nfine\t1\n', r"lacks column\(s\) sentence; found: text, label"),
+HATE_CSV = ('"file_id","text","user_id","subforum_id","num_contexts","label"\n'
+            '"1_1","We met at the lake .","11","101","0","0"\n'
+            '"1_2","They are ""vermin"" .","12","101","1","1"\n'
+            '"1_3","Click below\nfor the video .","11","101","0","0"\n'  # a text over two lines, as in the original
+            '"1_4","skip this","13","102","0","2"\n'
+            '"1_5","Send them all back .","14","102","2","1"\n'
+            '"1_6","Nice weather today .","15","102","0","0"\n'
+            '"1_7","see the thread","16","103","1","3"\n'
+            '"1_8","They ruin everything .","17","103","0","1"\n'
+            '"1_9","A fine old church .","18","103","0","0"\n'
+            '"1_10","Their kind is a plague .","19","103","1","1"\n')
+FPB_LINES = ['Operating profit rose to EUR 13.1 mn .@positive', 'Sales fell by 8 % .@negative',
+             'The company is based in Espoo .@neutral', 'Clothing chain Sepp\xe4l\xe4 grew .@positive',
+             'Net loss widened .@negative', 'The deal was signed in May .@neutral',
+             'Profit per share was EUR 0.12@EUR 0.10 expected .@positive', 'Shares dropped 4 % .@negative',
+             'The plant has 40 employees .@neutral']
+
+
+@pytest.fixture(scope='module')
+def formats_dir(tmp_path_factory) -> Path:
+    """Tiny subj, financial_phrasebank, hate_speech18 and ag_news files in their original formats
+    (the other five datasets' tiny files are test_prompts.py's)."""
+    root = tmp_path_factory.mktemp('formats')
+    write(root / 'subj' / 'train.jsonl', '{"text": "the film follows a detective .", "label": 0, '
+          '"label_text": "objective"}\n{"text": "a gorgeous , witty caf\u00e9 film .", "label": 1, '
+          '"label_text": "subjective"}\n{"text": "she moves to paris in 1920 .", "label": 0, '
+          '"label_text": "objective"}\n')
+    write(root / 'subj' / 'test.jsonl', '{"text": "an utter bore .", "label": 1, "label_text": "subjective"}\n'
+          '{"text": "the story is set in a small town .", "label": 0, "label_text": "objective"}\n')
+    write(root / 'financial_phrasebank' / 'FinancialPhraseBank-v1.0' / 'Sentences_AllAgree.txt',
+          '\r\n'.join(FPB_LINES) + '\r\n', encoding='iso-8859-1')
+    write(root / 'hate_speech18' / 'hate_speech18.csv', HATE_CSV)
+    write(root / 'ag_news' / 'train.csv', '"3","Wall St. Bears Claw Back","Reuters - Short-sellers are green again."\n'
+          '"2","Nets get Carter","INDIANAPOLIS -- All-Star Vince Carter was traded."\n'
+          '"4","New Chip","A faster\\chip for \\$415 million."\n')
+    write(root / 'ag_news' / 'test.csv', '"1","Talks end","Unions say they are \'disappointed\'."\n'
+          '"4","Space race","A second\\team of rocketeers."\n')
+    return root
+
+
+def sklearn_split(rows: list[dict], keep: list[int] | None = None) -> dict[str, list[dict]]:
+    """The original's split, computed here with scikit-learn directly."""
+    indices = keep if keep is not None else list(range(len(rows)))
+    train, test = train_test_split(indices, test_size=0.33, random_state=41,
+                                   stratify=[rows[i]['label'] for i in indices])
+    return {'train': [rows[i] for i in train], 'test': [rows[i] for i in test]}
+
+
+def pair(s1: str, s2: str, label: int, idx: int) -> dict:
+    return {'sentence1': s1, 'sentence2': s2, 'label': label, 'idx': idx}
+
+
+MQP_ROWS = [
+    {'dr_id': 1, 'question_1': 'Is flu contagious?', 'question_2': 'Can I give the flu to others?', 'label': 1},
+    {'dr_id': 1, 'question_1': 'Is flu contagious?', 'question_2': 'Is flu a virus?', 'label': 0},
+    {'dr_id': 2, 'question_1': 'Can I run with a cold?', 'question_2': 'Is jogging fine when I have a cold?',
+     'label': 1},
+    {'dr_id': 2, 'question_1': 'Can I run with a cold?', 'question_2': 'How long does a cold last?', 'label': 0},
+    {'dr_id': 3, 'question_1': 'Does coffee raise blood pressure?',
+     'question_2': 'Can caffeine increase my blood pressure?', 'label': 1},
+    {'dr_id': 3, 'question_1': 'Does coffee raise blood pressure?', 'question_2': 'Is decaf healthier?', 'label': 0},
+]
+FPB_ROWS = [{'sentence': line.rsplit('@', 1)[0], 'label': ['negative', 'neutral', 'positive'].index(
+    line.rsplit('@', 1)[1])} for line in FPB_LINES]
+HATE_ROWS = [{'text': text, 'user_id': user, 'subforum_id': forum, 'num_contexts': contexts, 'label': label}
+             for text, user, forum, contexts, label in [
+                 ('We met at the lake .', 11, 101, 0, 0), ('They are "vermin" .', 12, 101, 1, 1),
+                 ('Click below\nfor the video .', 11, 101, 0, 0), ('skip this', 13, 102, 0, 2),
+                 ('Send them all back .', 14, 102, 2, 1), ('Nice weather today .', 15, 102, 0, 0),
+                 ('see the thread', 16, 103, 1, 3), ('They ruin everything .', 17, 103, 0, 1),
+                 ('A fine old church .', 18, 103, 0, 0), ('Their kind is a plague .', 19, 103, 1, 1)]]
+
+TINY_EXPECTED = {  # every split of every local loader, from the hand-written rows
+    'sst2': {
+        'train': [{'idx': i, 'sentence': s, 'label': y} for i, (s, y) in enumerate(
+            [('a dull mess', 0), ('a gem', 1), ('pure joy', 1), ('tedious', 0), ('flat and lifeless', 0),
+             ('moving', 1)])],
+        'validation': [{'idx': 0, 'sentence': 'an instant classic', 'label': 1},
+                       {'idx': 1, 'sentence': 'a waste of time', 'label': 0},
+                       {'idx': 2, 'sentence': 'warm and funny', 'label': 1}],
+        'test': [{'idx': 0, 'sentence': 'no label one', 'label': -1}, {'idx': 1, 'sentence': 'no label two',
+                                                                        'label': -1}],
+    },
+    'mrpc': {  # the row listed in dev_ids.tsv goes to validation and keeps its row number as idx
+        'train': [pair('The cat sat.', 'A cat was sitting.', 1, 0), pair('Stocks rose.', 'It rained.', 0, 1),
+                  pair('Sales fell.', 'The team won.', 0, 3)],
+        'validation': [pair('He left early.', 'He went home early.', 1, 2)],
+        'test': [pair('She smiled.', 'She was smiling.', 1, 0)],
+    },
+    'rte': {  # entailment = 0, not_entailment = 1
+        'train': [pair('A dog barked loudly.', 'A dog made noise.', 0, 0),
+                  pair('The shop is closed.', 'The shop is open.', 1, 1), pair('Tom ate lunch.', 'Tom ate.', 0, 2)],
+        'validation': [pair('Ann sang a song.', 'Ann sang.', 0, 0)],
+        'test': [pair('Rain fell.', 'It was dry.', -1, 0)],
+    },
+    'wnli': {
+        'train': [pair('The cup fell off the table because it was wobbly.', 'The table was wobbly.', 1, 0),
+                  pair('Sam thanked Max because he had helped.', 'Sam had helped.', 0, 1)],
+        'validation': [pair('The bag was heavy so Ed dropped it.', 'The bag was heavy.', 1, 0)],
+        'test': [pair('Jo hugged Al when he cried.', 'Al cried.', -1, 0)],
+    },
+    'medical_questions_pairs': sklearn_split(MQP_ROWS),
+    'subj': {
+        'train': [{'text': 'the film follows a detective .', 'label': 0, 'label_text': 'objective'},
+                  {'text': 'a gorgeous , witty caf\u00e9 film .', 'label': 1, 'label_text': 'subjective'},
+                  {'text': 'she moves to paris in 1920 .', 'label': 0, 'label_text': 'objective'}],
+        'test': [{'text': 'an utter bore .', 'label': 1, 'label_text': 'subjective'},
+                 {'text': 'the story is set in a small town .', 'label': 0, 'label_text': 'objective'}],
+    },
+    'financial_phrasebank': sklearn_split(FPB_ROWS),
+    'hate_speech': sklearn_split(HATE_ROWS, [0, 1, 2, 4, 5, 7, 8, 9]),  # the rows of labels 0 and 1
+    'ag_news': {  # title + ' ' + description; class 1-4 -> label 0-3; backslashes kept
+        'train': [{'text': 'Wall St. Bears Claw Back Reuters - Short-sellers are green again.', 'label': 2},
+                  {'text': 'Nets get Carter INDIANAPOLIS -- All-Star Vince Carter was traded.', 'label': 1},
+                  {'text': 'New Chip A faster\\chip for \\$415 million.', 'label': 3}],
+        'test': [{'text': "Talks end Unions say they are 'disappointed'.", 'label': 0},
+                 {'text': 'Space race A second\\team of rocketeers.', 'label': 3}],
+    },
+}
+FROM_TEST_PROMPTS = {'sst2', 'mrpc', 'rte', 'wnli', 'medical_questions_pairs'}
+
+
+@pytest.fixture(scope='module')
+def tiny_dir(request, formats_dir):
+    """The folder holding a dataset's hand-written files."""
+    return lambda name: (Path(request.getfixturevalue('prompts_data_dir')) if name in FROM_TEST_PROMPTS
+                         else formats_dir)
+
+
+@pytest.mark.parametrize('name', sorted(TINY_EXPECTED))
+def test_loader_reads_its_original_format(tiny_dir, name):
+    assert loaders.load_records(name, tiny_dir(name)) == TINY_EXPECTED[name]
+
+
+def test_every_local_loader_has_a_hand_written_test():
+    assert sorted(TINY_EXPECTED) == sorted(loaders.LOCAL)
+
+
+def test_tiny_expectations_hold_the_format_details():  # the hand-written rows exercise what matters
+    fpb = TINY_EXPECTED['financial_phrasebank']
+    assert sorted(r['label'] for r in fpb['test']) == [0, 1, 2]  # stratified
+    assert {'sentence': 'Profit per share was EUR 0.12@EUR 0.10 expected .', 'label': 2} in fpb['train'] + fpb['test']
+    assert {'sentence': 'Clothing chain Sepp\xe4l\xe4 grew .', 'label': 2} in fpb['train'] + fpb['test']  # ISO-8859-1
+    kept = TINY_EXPECTED['hate_speech']['train'] + TINY_EXPECTED['hate_speech']['test']
+    assert sorted(r['label'] for r in kept) == [0, 0, 0, 0, 1, 1, 1, 1]
+    assert {'text': 'Click below\nfor the video .', 'user_id': 11, 'subforum_id': 101, 'num_contexts': 0,
+            'label': 0} in kept
+
+
+# ------------------------------------------------------------------ damaged files: one line, file and line named
+
+SST2_TRAIN = 'sst2/train.tsv'
+FPB_FILE = 'financial_phrasebank/FinancialPhraseBank-v1.0/Sentences_AllAgree.txt'
+HATE_FILE = 'hate_speech18/hate_speech18.csv'
+HATE_HEADER = '"file_id","text","user_id","subforum_id","num_contexts","label"\n'
+DOC = ' (see docs/data.md)'
+
+
+@pytest.mark.parametrize('name, file, content, message', [
+    ('sst2', SST2_TRAIN, b'sentence\tlabel\nfine\t1\ncaf\xe9 noir\t0\n', 'line 3: byte 0xe9 is not valid UTF-8'),
+    ('subj', 'subj/train.jsonl', b'{"text": "a", "label": 0, "label_text": "objective"}\n\n{"text": "\xff"}\n',
+     'line 3: byte 0xff is not valid UTF-8'),
+    ('sst2', SST2_TRAIN, 'sentence\tlabel\nfine\t1\nbad\tpositive\n', "line 3: label 'positive' is not an integer"),
+    ('medical_questions_pairs', 'medical_questions_pairs/mqp.csv', 'x1,q,q2,1\n',
+     "line 1: dr_id 'x1' is not an integer"),
+    ('hate_speech', HATE_FILE, HATE_HEADER + '"1","a","7","101","0","0"\n"2","b","7","101","none","1"\n',
+     "line 3: num_contexts 'none' is not an integer"),
+    ('subj', 'subj/train.jsonl', '{"text": "a", "label": "0.5", "label_text": "objective"}\n',
+     "line 1: label '0.5' is not an integer"),
+    ('sst2', SST2_TRAIN, 'sentence\tlabel\nfine\t1\ncut off her', 'line 3: has 1 field(s), expected 2 '
+                                                                 '(sentence, label); is the file truncated?'),
+    ('hate_speech', HATE_FILE, HATE_HEADER + '"1","a","7","101","0","0"\n"2","a text cut\noff',
+     'line 3: is not valid CSV (unexpected end of data; is the file truncated?)'),
+    ('subj', 'subj/train.jsonl', '{"text": "a", "label": 0, "label_text": "objective"}\n{"text": "b", "lab',
+     'line 2: is not valid JSON (Unterminated string starting at; is the file truncated?)'),
+    ('sst2', SST2_TRAIN, 'sentence\tlabel\nfine\t1\nodd\t2\n', 'line 3: label 2 is out of range (valid: 0, 1)'),
+    ('ag_news', 'ag_news/train.csv', '"3","t","d"\n"5","t","d"\n',
+     'line 2: class 5 is out of range (valid: 1, 2, 3, 4)'),
+    ('hate_speech', HATE_FILE, HATE_HEADER + '"1","a","7","101","0","4"\n',
+     'line 2: label 4 is out of range (valid: 0, 1, 2, 3)'),
+    ('wnli', 'wnli/train.tsv', 'index\tsentence1\tsentence2\tlabel\n0\ta\tb\t-1\n',
+     'line 2: label -1 is out of range (valid: 0, 1)'),
+    ('financial_phrasebank', FPB_FILE, 'Sales rose .@positive\r\nSales fell .@negtive\r\n',
+     "line 2: label 'negtive' is not one of negative, neutral, positive"),
+    ('rte', 'rte/train.tsv', 'index\tsentence1\tsentence2\tlabel\n0\ta\tb\tentailed\n',
+     "line 2: label 'entailed' is not one of entailment, not_entailment"),
+    ('financial_phrasebank', FPB_FILE, 'Sales rose .@positive\r\nno label here\r\n',
+     "line 2: has no '@label' at the end: 'no label here'"),
+    ('medical_questions_pairs', 'medical_questions_pairs/mqp.csv', '1,q1,q2,1\n2,q,1\n3,q1,q2,0\n',
+     'line 2: has 3 field(s), expected 4 (dr_id, question_1, question_2, label)'),
+    ('sst2', SST2_TRAIN, 'text\tlabel\nfine\t1\n', 'lacks column(s) sentence; found: text, label'),
     ('rte', 'rte/train.tsv', 'index\tpremise\thypothesis\tlabel\n0\ta\tb\tentailment\n',
-     r"lacks column\(s\) sentence1, sentence2; found: index, premise, hypothesis, label"),
-    ('subj', 'subj/train.jsonl', '{"text": "a", "label": 0}\n', r"lacks column\(s\) label_text; found: text, label"),
-    ('hate_speech', 'hate_speech18/hate_speech18.csv', 'file_id,text,label\n"1","a","0"\n',
-     r"lacks column\(s\) user_id, subforum_id, num_contexts; found: file_id, text, label"),
-    ('medical_questions_pairs', 'medical_questions_pairs/mqp.csv', 'q1,q2,1\n',
-     r"should have 4 columns \(dr_id,question_1,question_2,label\), found 3"),
-    ('ag_news', 'ag_news/train.csv', '"1","title only"\n',
-     r"should have 3 columns \(class,title,description\), found 2"),
-    ('financial_phrasebank', 'financial_phrasebank/FinancialPhraseBank-v1.0/Sentences_AllAgree.txt',
-     'no label here\n', r"has a line without '@label': 'no label here'"),
+     'lacks column(s) sentence1, sentence2; found: index, premise, hypothesis, label'),
+    ('subj', 'subj/train.jsonl', '{"text": "a", "label": 0}\n',
+     'line 1: lacks column(s) label_text; found: text, label'),
+    ('hate_speech', HATE_FILE, 'file_id,text,label\n"1","a","0"\n',
+     'lacks column(s) user_id, subforum_id, num_contexts; found: file_id, text, label'),
 ])
-def test_wrong_columns_name_the_file_and_the_columns(tmp_path, name, file, text, message):
-    path = write(tmp_path / file, text)
-    with pytest.raises(UsageError, match=message) as error:
+def test_damaged_file_is_one_line_naming_file_line_and_fault(tmp_path, name, file, content, message):
+    path = write(tmp_path / file, content)
+    with pytest.raises(UsageError) as error:
         loaders.load_records(name, tmp_path)
-    assert str(path) in str(error.value)
+    assert str(error.value) == f"data file '{path}' {message}{DOC}"
+
+
+@pytest.mark.parametrize('name, file, content, message', [
+    ('sst2', SST2_TRAIN, 'sentence\tlabel\n', 'has a header but no rows'),
+    ('rte', 'rte/train.tsv', 'index\tsentence1\tsentence2\tlabel\r\n', 'has a header but no rows'),
+    ('hate_speech', HATE_FILE, HATE_HEADER, 'has a header but no rows'),
+    ('mrpc', 'mrpc/dev_ids.tsv', '', 'has no rows'),
+    ('medical_questions_pairs', 'medical_questions_pairs/mqp.csv', '\n', 'has no rows'),
+    ('ag_news', 'ag_news/train.csv', '', 'has no rows'),
+    ('subj', 'subj/train.jsonl', '\n\n', 'has no rows'),
+    ('financial_phrasebank', FPB_FILE, '\r\n', 'has no rows'),
+])
+def test_file_without_rows_says_so(tmp_path, name, file, content, message):
+    path = write(tmp_path / file, content)
+    with pytest.raises(UsageError) as error:
+        loaders.load_records(name, tmp_path)
+    assert str(error.value) == f"data file '{path}' {message}{DOC}"
+
+
+# ------------------------------------------------------------------ the hub and its parquet-export fallback
+
+SCRIPT_REFUSED = 'Dataset scripts are no longer supported, but found {}.py'  # datasets>=4.0's message
+
+
+class Fake:
+    """A stand-in for a hub call: records its arguments and answers with the next response."""
+
+    def __init__(self, *responses):
+        self.responses, self.calls = list(responses), []
+
+    def __call__(self, *args, **kwargs):
+        self.calls.append((args, kwargs))
+        response = self.responses.pop(0)
+        if isinstance(response, BaseException):
+            raise response
+        return response(*args, **kwargs) if callable(response) else response
+
+
+@pytest.fixture
+def hub(monkeypatch, tmp_path):
+    """Install fakes for `load_dataset` and the export download: hub(load_responses, export_responses)."""
+    import datasets
+    monkeypatch.setattr(datasets.config, 'HF_DATASETS_CACHE', tmp_path / 'hf-cache')
+    for name in loaders.OFFLINE_ENV:
+        monkeypatch.delenv(name, raising=False)
+    loaders.load_records.cache_clear()
+
+    def install(load: list, export: list) -> tuple[Fake, Fake]:
+        fakes = Fake(*load), Fake(*export)
+        monkeypatch.setattr(loaders, '_load_dataset', fakes[0])
+        monkeypatch.setattr(loaders, '_download_export', fakes[1])
+        return fakes
+    yield install
+    loaders.load_records.cache_clear()
+
+
+def dataset_dict(splits: dict[str, list[dict]], label_names: list[str] | None = None):
+    """A DatasetDict as the hub's builder makes it (label a ClassLabel when it has names)."""
+    import datasets
+    out = {}
+    for name, rows in splits.items():
+        part = datasets.Dataset.from_list(rows)
+        if label_names:
+            part = part.cast_column('label', datasets.ClassLabel(names=label_names))
+        out[name] = part
+    return datasets.DatasetDict(out)
+
+
+def export(root: Path, folders: list[str]) -> Path:
+    """An export snapshot with one (empty) folder per configuration."""
+    for folder in folders:
+        (root / folder).mkdir(parents=True)
+    return root
+
+
+def test_refused_script_loads_the_parquet_export_of_the_same_repository_and_configuration(hub, tmp_path, caplog):
+    root = export(tmp_path / 'export', ['sentences_50agree', 'sentences_allagree'])
+    refused = RuntimeError(SCRIPT_REFUSED.format('financial_phrasebank'))
+    load, download = hub([refused, dataset_dict({'train': FPB_ROWS})], [root])
+    caplog.set_level(logging.INFO)
+    assert loaders.load_records('financial_phrasebank') == sklearn_split(FPB_ROWS)
+    assert load.calls == [(('financial_phrasebank', 'sentences_allagree'), {}),  # the original's call first
+                          ((str(root / 'sentences_allagree'),), {})]
+    assert download.calls == [(('financial_phrasebank',), {})]
+    assert [r.getMessage() for r in caplog.records if r.name == 'root'] == [
+        'Loading financial_phrasebank from its parquet export (revision refs/convert/parquet, folder '
+        'sentences_allagree): the hub refuses its loading script']
+
+
+def test_export_of_an_unnamed_configuration_is_its_only_folder(hub, tmp_path):
+    root = export(tmp_path / 'export', ['default'])
+    load, _ = hub([RuntimeError(SCRIPT_REFUSED.format('hate_speech18')), dataset_dict({'train': HATE_ROWS})], [root])
+    assert loaders.load_records('hate_speech') == TINY_EXPECTED['hate_speech']
+    assert load.calls == [(('hate_speech18',), {}), ((str(root / 'default'),), {})]
+
+
+def test_export_without_the_configuration_is_a_one_line_error(hub, tmp_path):
+    hub([RuntimeError(SCRIPT_REFUSED.format('financial_phrasebank'))], [export(tmp_path / 'export', ['default'])])
+    with pytest.raises(UsageError) as error:
+        loaders.load_records('financial_phrasebank')
+    assert str(error.value) == (
+        "could not load 'financial_phrasebank' from the HuggingFace hub (FileNotFoundError: the parquet export of "
+        "'financial_phrasebank' has no folder for configuration sentences_allagree; found: default); set "
+        "$ICL_DATA_DIR to a folder of the original files (docs/data.md), or, on a machine without internet, "
+        "prepare the HuggingFace cache first (README, 'Offline machines')")
+
+
+def hub_errors():
+    from datasets.exceptions import DatasetNotFoundError
+    return [
+        DatasetNotFoundError("Dataset 'sst2' doesn't exist on the Hub or cannot be accessed."),
+        DatasetNotFoundError("Dataset 'sst2' is a gated dataset on the Hub. You must be authenticated to access it."),
+        ConnectionError("Couldn't reach 'sst2' on the Hub (LocalEntryNotFoundError)"),
+        RuntimeError('Something else went wrong\nsecond line'),
+    ]
+
+
+@pytest.mark.parametrize('case', range(4))
+def test_other_hub_failures_do_not_fall_back_and_say_what_to_do(hub, case):
+    error = hub_errors()[case]
+    load, download = hub([error], [])
+    with pytest.raises(UsageError) as raised:
+        loaders.load_records('sst2')
+    assert load.calls == [(('sst2',), {})] and download.calls == []
+    assert str(raised.value) == (
+        f"could not load 'sst2' from the HuggingFace hub ({type(error).__name__}: {str(error).splitlines()[0]}); "
+        "set $ICL_DATA_DIR to a folder of the original files (docs/data.md), or, on a machine without internet, "
+        "prepare the HuggingFace cache first (README, 'Offline machines')")
+
+
+@pytest.mark.parametrize('variable', ['HF_HUB_OFFLINE', 'HF_DATASETS_OFFLINE'])
+def test_offline_reads_a_cached_export(hub, tmp_path, monkeypatch, caplog, variable):
+    monkeypatch.setenv(variable, '1')
+    root = export(tmp_path / 'export', ['default'])
+    offline = ConnectionError("Couldn't reach the Hugging Face Hub for dataset 'medical_questions_pairs'")
+    load, _ = hub([offline, dataset_dict({'train': MQP_ROWS})], [root])
+    caplog.set_level(logging.INFO)
+    assert loaders.load_records('medical_questions_pairs') == TINY_EXPECTED['medical_questions_pairs']
+    assert load.calls[1] == ((str(root / 'default'),), {})
+    assert 'the hub is offline' in caplog.text
+
+
+def test_offline_without_a_cached_export_reports_the_original_error(hub, monkeypatch):
+    from huggingface_hub.errors import LocalEntryNotFoundError
+    monkeypatch.setenv('HF_HUB_OFFLINE', '1')
+    hub([ConnectionError("Couldn't reach the Hugging Face Hub for dataset 'sst2'")],
+        [LocalEntryNotFoundError('Cannot find an appropriate cached snapshot folder')])
+    with pytest.raises(UsageError, match=r"^could not load 'sst2' from the HuggingFace hub \(ConnectionError: "
+                                         r"Couldn't reach the Hugging Face Hub for dataset 'sst2'\); set "):
+        loaders.load_records('sst2')
+
+
+def test_refused_script_with_an_unreachable_export_names_the_export_failure(hub):
+    hub([RuntimeError(SCRIPT_REFUSED.format('medical_questions_pairs'))], [ConnectionError('export unreachable')])
+    with pytest.raises(UsageError, match=r"^could not load 'medical_questions_pairs' from the HuggingFace hub "
+                                         r'\(ConnectionError: export unreachable\); '):
+        loaders.load_records('medical_questions_pairs')
+
+
+def test_decision_is_the_script_refusal_only():
+    assert loaders.refuses_script(RuntimeError(SCRIPT_REFUSED.format('x')))
+    assert not loaders.refuses_script(RuntimeError('CUDA error'))
+    assert not loaders.refuses_script(ValueError(SCRIPT_REFUSED.format('x')))
+
+
+LABEL_NAMES = {'financial_phrasebank': loaders.FPB_LABELS, 'medical_questions_pairs': None,
+               'hate_speech': None, 'sst2': ['negative', 'positive']}
+
+
+def write_export(splits: dict[str, list[dict]], folder: Path, label_names: list[str] | None, layout: str) -> None:
+    """A configuration's folder of the hub export, written by `datasets` itself, in one of its layouts:
+    <split>/0000.parquet (today), <split>/0000.parquet + 0001.parquet (sharded), <repo>-<split>.parquet (older)."""
+    folder.mkdir(parents=True)
+    for name, part in dataset_dict(splits, label_names).items():
+        if layout == 'files':
+            part.to_parquet(str(folder / f'repo-{name}.parquet'))
+            continue
+        (folder / name).mkdir()
+        half = len(part) // 2 if layout == 'shards' else len(part)
+        part.select(range(half)).to_parquet(str(folder / name / '0000.parquet'))
+        if half < len(part):
+            part.select(range(half, len(part))).to_parquet(str(folder / name / '0001.parquet'))
+
+
+def records_both_ways(hub, tmp_path, name: str, local_dir: Path, layout: str = 'folders') -> tuple[dict, dict]:
+    """Records of `name` through the hub's direct path and through the export fallback (real parquet files)."""
+    from datasets import load_dataset
+    splits = loaders.LOCAL[name](local_dir)  # the hub's splits, built from the original files
+    source = loaders.HUB[name]
+    hub([dataset_dict(splits, LABEL_NAMES[name])], [])
+    direct = loaders.load_records(name)
+    loaders.load_records.cache_clear()
+    root = tmp_path / 'export'
+    write_export(splits, root / (source.config or 'default'), LABEL_NAMES[name], layout)
+    hub([RuntimeError(SCRIPT_REFUSED.format(source.path)), load_dataset], [root])
+    return direct, loaders.load_records(name)
+
+
+@pytest.mark.parametrize('layout', ['folders', 'shards', 'files'])
+@pytest.mark.parametrize('name', sorted(LABEL_NAMES))
+def test_fallback_records_go_through_the_same_conversion(hub, tmp_path, tiny_dir, name, layout):
+    direct, fallback = records_both_ways(hub, tmp_path, name, tiny_dir(name), layout)
+    assert fallback == direct == TINY_EXPECTED[name]  # same columns, label ints, order and split
+
+
+@pytest.mark.parametrize('name', ['financial_phrasebank', 'medical_questions_pairs', 'hate_speech'])
+def test_fallback_records_equal_the_local_records_on_the_real_files(hub, tmp_path, real_data_dir, name):
+    direct, fallback = records_both_ways(hub, tmp_path, name, real_data_dir)
+    loaders.load_records.cache_clear()
+    assert fallback == direct == loaders.load_records(name, real_data_dir)
+
+
+def test_hub_calls_are_the_originals():
+    assert {name: source.arguments for name, source in loaders.HUB.items()} == {
+        'sst2': ('sst2',), 'subj': ('SetFit/subj',),
+        'financial_phrasebank': ('financial_phrasebank', 'sentences_allagree'),
+        'medical_questions_pairs': ('medical_questions_pairs',), 'mrpc': ('glue', 'mrpc'), 'wnli': ('glue', 'wnli'),
+        'rte': ('glue', 'rte'), 'hate_speech': ('hate_speech18',), 'ag_news': ('ag_news',)}
+    assert sorted(n for n, s in loaders.HUB.items() if s.split_train) == ['financial_phrasebank', 'hate_speech',
+                                                                          'medical_questions_pairs']
+
+
+def test_export_download_asks_for_the_parquet_revision_of_the_dataset_repository(monkeypatch, tmp_path):
+    import huggingface_hub
+    download = Fake(str(tmp_path))
+    monkeypatch.setattr(huggingface_hub, 'snapshot_download', download)
+    assert loaders._download_export('hate_speech18') == tmp_path
+    assert download.calls == [((), {'repo_id': 'hate_speech18', 'repo_type': 'dataset',
+                                    'revision': 'refs/convert/parquet'})]
+
+
+def test_offline_run_reads_a_cached_export_with_the_real_libraries(tmp_path, formats_dir):
+    """HF_HUB_OFFLINE as on a compute node: the original call fails, the export comes from HF_HOME's hub cache
+    (laid out as huggingface_hub lays out a download of revision refs/convert/parquet)."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from icl.config import REPO_ROOT
+    repo = tmp_path / 'hf' / 'hub' / 'datasets--financial_phrasebank'
+    (repo / 'refs' / 'refs' / 'convert').mkdir(parents=True)
+    (repo / 'refs' / 'refs' / 'convert' / 'parquet').write_text('0123abcd')
+    splits = loaders.LOCAL['financial_phrasebank'](formats_dir)
+    write_export(splits, repo / 'snapshots' / '0123abcd' / 'sentences_allagree', loaders.FPB_LABELS, 'folders')
+    env = {**os.environ, 'HF_HOME': str(tmp_path / 'hf'), 'HF_HUB_OFFLINE': '1', 'HF_DATASETS_OFFLINE': '1',
+           'PYTHONPATH': str(REPO_ROOT)}
+    env.pop('ICL_DATA_DIR', None)
+    script = ('import json, logging; logging.basicConfig(level=logging.INFO, format="%(message)s"); '
+              'from icl import loaders; print(json.dumps(loaders.load_records("financial_phrasebank")))')
+    done = subprocess.run([sys.executable, '-c', script], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == TINY_EXPECTED['financial_phrasebank']
+    assert ('Loading financial_phrasebank from its parquet export (revision refs/convert/parquet, folder '
+            'sentences_allagree): the hub is offline') in done.stderr.splitlines()

@@ -163,11 +163,9 @@ def test_fewshot_examples_and_add_example(data_dir):
     assert data.add_example('nice', None) == "Sentence: 'nice' \nAnswer:"
 
 
-def test_query_from_test_split_without_validation(data_dir):
-    data = sst2(data_dir, use_validation_if_possible=False)
-    assert data.test_data == [{'idx': 0, 'sentence': 'no label one', 'label': -1},
-                              {'idx': 1, 'sentence': 'no label two', 'label': -1}]
-    assert query_prompt(data).text.endswith("\n\nSentence: 'no label two' \nAnswer:")
+def test_query_from_the_unlabelled_test_split_is_an_error(data_dir):
+    with pytest.raises(UsageError, match=r"^sst2's test split has no labels \(2 of 2 rows have label -1\)"):
+        sst2(data_dir, use_validation_if_possible=False)
 
 
 # ------------------------------------------------------------------ two-feature formats
