@@ -6,8 +6,10 @@ loads the model and writes one results part per repetition. A run directory of t
 config is resumed where it stopped; under `accelerate launch` or `torchrun` the processes
 split the repetitions between them.
 """
+import contextlib
 import dataclasses
 import datetime
+import errno
 import functools
 import logging
 import sys
@@ -19,16 +21,17 @@ import pandas as pd
 from ml_collections import config_dict
 from tqdm.auto import tqdm
 
-from icl import analysis, models, results, scoring
+from icl import analysis, loaders, models, results, scoring
 from icl.config import flatten, to_dict, validate
 from icl.datasets import BaseDataset, class_names_mode, dataset_class
-from icl.errors import UsageError
+from icl.errors import RunStopped, UsageError
 from icl.probs import calibrate, class_log_probs
 from icl.processes import from_main, process_gpus, processes, wait_for_parts
 from icl.prompts import Prompt
-from icl.rundir import RunDir, default_run_dir, inspect_run_dir, start_run_dir
+from icl.rundir import RunDir, default_run_dir, inspect_run_dir, lock_run_dir, start_run_dir
 
 LIVE_CURVES = 20  # mean curves logged to wandb this often during a run, so long runs can be watched
+FULL_DISK = {errno.ENOSPC, errno.EDQUOT}  # write errors that end a run with one line (see stopped())
 PACKAGES = ('torch', 'transformers', 'accelerate', 'datasets', 'wandb', 'numpy', 'pandas', 'ml-collections')
 
 
@@ -135,8 +138,10 @@ def versions() -> dict:
 
 
 def run_record(p: Plan) -> dict:
-    """config.json: what produced the run (resume compares it)."""
+    """config.json: what produced the run, from which data (resume compares both)."""
+    data = make_dataset(p.config, 0, None).dataset  # loaded once per process (cached)
     return {'config': to_dict(p.config), 'class_names_env': class_names_mode(),
+            'data': loaders.records_fingerprint(p.config.dataset.name, data, p.config.dataset.config.data_dir),
             'dtype': models.dtype_name(models.resolve_dtype(p.config.model.dtype)),
             'model': models.describe(p.model_spec, p.model_config), 'versions': versions(),
             'command': sys.argv, 'created': datetime.datetime.now().isoformat(timespec='seconds')}
@@ -194,14 +199,43 @@ def run_planned(p: Plan, state, run_dir: Path | None, dry_run: bool) -> Path | N
     if main:
         print(describe_plan(p))
     run_dir = from_main(state, run_dir or default_run_dir(config))  # its time stamp is process 0's
-    found = inspect_run_dir(run_dir, run_record(p), n_repeats=config.n_repeats,
-                            rows_per_repetition=p.rows_per_repetition, variants=list(p.variants), check_parts=main)
+    record = run_record(p)
+    found = inspect_run_dir(run_dir, record, **dir_checks(p), check_parts=main and dry_run)
     if dry_run:
         if main:
             print(found.describe(config.n_repeats))
         return None
-    state.wait_for_everyone()  # every process has inspected the folder before process 0 writes to it
-    tracker = open_tracked_run(p, found) if main else None
+    with contextlib.ExitStack() as held:
+        # process 0 takes the run directory's lock, checks it again under the lock (another launch
+        # may have written to it meanwhile) and writes config.json; every process learns the outcome
+        refused, tracker = None, None
+        if main:
+            try:
+                held.enter_context(lock_run_dir(run_dir))
+                found = inspect_run_dir(run_dir, record, **dir_checks(p))
+                tracker = open_tracked_run(p, found, record)
+            except UsageError as error:
+                refused = str(error)
+        refused = from_main(state, refused)
+        if refused:
+            raise UsageError(refused)
+        try:
+            return score_and_finish(p, state, run_dir, found, tracker)
+        except (KeyboardInterrupt, OSError) as error:
+            if isinstance(error, OSError) and error.errno not in FULL_DISK:
+                raise  # any other error is a bug: its traceback
+            raise stopped(error, tracker, run_dir, config.n_repeats) from None
+
+
+def dir_checks(p: Plan) -> dict:
+    """What inspect_run_dir checks the parts on disk against."""
+    return {'n_repeats': p.config.n_repeats, 'rows_per_repetition': p.rows_per_repetition,
+            'variants': list(p.variants)}
+
+
+def score_and_finish(p: Plan, state, run_dir: Path, found: RunDir, tracker) -> Path:
+    """Score this process's share of the repetitions still to do; process 0 then finishes the run."""
+    config, main = p.config, state.is_main_process
     todo = from_main(state, [r for r in range(config.n_repeats) if r not in set(found.done)])
     mine = todo[state.process_index::state.num_processes]
     if state.num_processes > 1:
@@ -219,10 +253,24 @@ def run_planned(p: Plan, state, run_dir: Path | None, dry_run: bool) -> Path | N
     return run_dir
 
 
-def open_tracked_run(p: Plan, found: RunDir):
+def stopped(error: BaseException, tracker, run_dir: Path, n_repeats: int) -> RunStopped:
+    """Ctrl-C or a full disk while the run writes: one line (what is saved, how to resume) instead of
+    a traceback; the wandb run is ended quietly."""
+    if tracker is not None:
+        with contextlib.suppress(Exception):  # wandb may fail to write on a full disk too
+            tracker.run.finish(exit_code=130 if isinstance(error, KeyboardInterrupt) else 1)
+    saved = len([r for r in results.completed_repetitions(run_dir) if r < n_repeats])
+    resume = f'{saved} of {n_repeats} repetitions are saved in {run_dir}; rerun the same command to resume'
+    if isinstance(error, KeyboardInterrupt):
+        return RunStopped(f'interrupted: {resume}', status=130)
+    return RunStopped(f"could not write '{error.filename}' ({error.strerror}); nothing finished was lost: {resume}",
+                      status=1)
+
+
+def open_tracked_run(p: Plan, found: RunDir, record: dict):
     """Write config.json and start (or continue) the run's wandb run; the Tracker."""
     from icl.tracking import Tracker
-    record = start_run_dir(found, run_record(p))
+    record = start_run_dir(found, record)
     c = p.config
     tracker = Tracker(config=flatten(to_dict(c)), run_dir=found.path, debug=c.debug, note=c.note,
                       resume_id=(record.get('wandb') or {}).get('id'))
