@@ -76,13 +76,19 @@ def read_record(config_path: Path) -> dict:
 
 
 def check_writable(path: Path) -> None:
-    """UsageError unless the run directory `path` and a file in it can be created: tried by creating
-    (and removing) them, as the run would, so special file systems and over-long names fail too."""
+    """UsageError unless the run directory `path` can be written. A new one is tried by creating (and
+    removing) it and a file in it, as the run would, so special file systems and over-long names fail
+    too; an existing one (a run to resume, never touched by a check) by its permissions."""
     existing = path
-    while not existing.exists() and existing != existing.parent:
+    while not _exists(existing) and existing != existing.parent:
         existing = existing.parent
     if not existing.is_dir():
         raise UsageError(f"cannot create run directory '{path}': '{existing}' is not a folder")
+    if existing == path:
+        if not os.access(path, os.W_OK | os.X_OK):
+            raise UsageError(f"cannot write run directory '{path}': permission denied or read-only file system; "
+                             'give a --workdir you can write')
+        return
     created = []  # folders this check makes, removed again
     try:
         for folder in [path, *path.parents][:len(path.parts) - len(existing.parts)][::-1]:
@@ -91,13 +97,23 @@ def check_writable(path: Path) -> None:
         with tempfile.NamedTemporaryFile(dir=path, prefix='.probe-', suffix='.tmp'):
             pass
     except OSError as error:
-        where = f" ('{error.filename}')" if error.filename and Path(error.filename) != path else ''
-        raise UsageError(f"cannot write run directory '{path}'{where}: {error.strerror}; "
-                         'give a --workdir you can write') from None
+        raise unwritable(path, error) from None
     finally:
         for folder in reversed(created):
             with contextlib.suppress(OSError):
                 folder.rmdir()
+
+
+def _exists(path: Path) -> bool:
+    try:
+        return path.exists()
+    except OSError:  # e.g. a name too long: check_writable says so
+        return False
+
+
+def unwritable(path: Path, error: OSError) -> UsageError:
+    where = f" ('{error.filename}')" if error.filename and Path(error.filename) != path else ''
+    return UsageError(f"cannot write run directory '{path}'{where}: {error.strerror}; give a --workdir you can write")
 
 
 def compared_settings(record: dict) -> dict:
@@ -190,11 +206,14 @@ def inspect_run_dir(path: Path, record: dict, *, n_repeats: int, rows_per_repeti
     this tool did not make, a damaged config.json, setup.json or results folder, a run of another
     config (naming the keys that differ) or of other data (naming the splits), or a smaller n_repeats.
     """
-    if path.exists() and not path.is_dir():
+    if not _exists(path):
+        check_writable(path)  # also fails for names too long
+        return RunDir(path, None, [], {})
+    if not path.is_dir():
         raise UsageError(f"run directory '{path}' is a file; use a new --workdir")
     config_path = path / 'config.json'
     if not config_path.exists():
-        if path.exists() and any(not results.is_temporary(entry) for entry in path.iterdir()):
+        if any(not results.is_temporary(entry) for entry in path.iterdir()):
             raise UsageError(f"'{path}' is not empty and has no config.json, so it is not a run directory of this "
                              'tool; use a new --workdir')
         check_writable(path)
