@@ -81,7 +81,7 @@ def test_two_processes_split_the_repetitions_and_give_the_single_process_table(s
     assert json.loads((run_dir / 'setup.json').read_text())['timing']['processes'] == 2
     record = json.loads((run_dir / 'config.json').read_text())
     assert record['config']['n_repeats'] == REPEATS and 'resumed' not in record
-    assert sorted(p.name for p in run_dir.iterdir()) == ['config.json', 'results', 'setup.json']
+    assert sorted(p.name for p in run_dir.iterdir()) == ['.lock', 'config.json', 'results', 'setup.json']
 
 
 def test_resuming_with_two_processes_splits_what_is_left(single, tmp_path):

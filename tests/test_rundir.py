@@ -2,6 +2,7 @@
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -272,3 +273,62 @@ def test_one_launch_holds_a_run_directory_and_a_killed_one_never_blocks(tmp_path
     with lock_run_dir(run):  # the killed holder's lock is free at once
         assert json.loads((run / '.lock').read_text())['pid'] == os.getpid()
     assert time.monotonic() - start < 1
+
+
+# ---------------------------------------------------------------- through the command line
+
+def error_lines(change_labels, capsys, argv: list[str]) -> list[str]:
+    """The error line of a dry run and of the real run of `argv` (each exits 2)."""
+    lines = []
+    for dry_run in (['--dry_run=True'], []):
+        assert change_labels.run_command([*argv, *dry_run]) == 2
+        err = capsys.readouterr().err
+        assert 'Traceback' not in err
+        lines.append(err.splitlines()[-1])
+    return lines
+
+
+def test_a_note_too_long_for_the_default_name_fails_in_the_dry_run_as_in_the_run(tmp_path, change_labels,
+                                                                                  monkeypatch, capsys):
+    from icl import models
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv('CLASS_NAMES', 'DEFAULT_ONLY')
+    monkeypatch.setattr(models, 'load_model', lambda *a, **k: pytest.fail('model weights loaded before the error'))
+
+    lines = error_lines(change_labels, capsys, ['change_labels.py', '--n_repeats=1', '--note=' + 'n' * 300])
+
+    for line in lines:
+        assert re.fullmatch(r"error: cannot write run directory 'runs/tiny_sentiment-smollm2-135m-n{300}-\d{8}-\d{6}': "
+                            'File name too long; give a --workdir you can write', line), line
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_resume_after_the_data_changed_is_refused_naming_the_dataset_and_split(tmp_path, change_labels, monkeypatch,
+                                                                                 capsys, real_data_dir):
+    from icl import config as icl_config
+    from icl import experiment
+    original, changed = tmp_path / 'original', tmp_path / 'changed'
+    for folder in (original, changed):
+        shutil.copytree(real_data_dir / 'sst2', folder / 'sst2')
+    dev = changed / 'sst2' / 'dev.tsv'
+    dev.write_text(''.join(dev.read_text().splitlines(keepends=True)[:-1]))  # one row less
+    monkeypatch.setenv('CLASS_NAMES', 'DEFAULT_ONLY')
+    monkeypatch.setenv('ICL_DATA_DIR', str(original))
+    argv = ['change_labels.py', '--dataset.name=sst2', '--dataset.config.num_prompt_examples=2', '--n_repeats=1',
+            '--model.dtype=float32']
+    overrides, _ = icl_config.split_argv(argv, set())
+    plan = experiment.plan(icl_config.apply_overrides(icl_config.base_config(), overrides))
+    run = tmp_path / 'run'
+    record = experiment.run_record(plan)  # config.json as the run writes it (the fast way: nothing scored)
+    start_run_dir(inspect_run_dir(run, record, **experiment.dir_checks(plan)), record)
+    assert record['data']['source'] == f'local folder {original.resolve()}'
+    assert record['data']['splits']['validation']['rows'] == 872
+    config = (run / 'config.json').read_bytes()
+    monkeypatch.setenv('ICL_DATA_DIR', str(changed))
+
+    lines = error_lines(change_labels, capsys, [*argv, f'--workdir={run}'])
+
+    assert lines == [f"error: '{run}' was made from other sst2 data than local folder {changed.resolve()} holds now "
+                     '(split validation has 871 rows (was 872)); resume it with the data it was made from (local '
+                     f'folder {original.resolve()}) or use a new --workdir'] * 2
+    assert (run / 'config.json').read_bytes() == config
