@@ -72,8 +72,9 @@ def run_command(argv: list[str]) -> int:
     except RunStopped as error:
         print(f'error: {error}', file=sys.stderr)
         return error.status
-    except KeyboardInterrupt:  # before the run directory was written to
-        print('error: interrupted before the run started; nothing was written', file=sys.stderr)
+    except KeyboardInterrupt:  # before the run scored anything (later: RunStopped)
+        print('error: interrupted before any repetition was scored; rerun the same command to start again',
+              file=sys.stderr)
         return 130
     except SystemExit as done:  # app.run ends with sys.exit(main(...)); --help exits too
         return done.code if isinstance(done.code, int) else 0 if done.code is None else 1

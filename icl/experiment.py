@@ -28,7 +28,7 @@ from icl.errors import RunStopped, UsageError
 from icl.probs import calibrate, class_log_probs
 from icl.processes import from_main, process_gpus, processes, wait_for_parts
 from icl.prompts import Prompt
-from icl.rundir import RunDir, default_run_dir, inspect_run_dir, lock_run_dir, start_run_dir
+from icl.rundir import RunDir, default_run_dir, inspect_run_dir, lock_run_dir, start_run_dir, write_record
 
 LIVE_CURVES = 20  # mean curves logged to wandb this often during a run, so long runs can be watched
 FULL_DISK = {errno.ENOSPC, errno.EDQUOT}  # write errors that end a run with one line (see stopped())
@@ -181,7 +181,8 @@ def repetition_rows(p: Plan, scorer: scoring.Scorer, repetition: int, priors: di
 def run(config: config_dict.ConfigDict, run_dir: str | Path | None = None, dry_run: bool = False) -> Path | None:
     """Run the experiment described by `config`; returns the run directory (None for a dry run).
 
-    An existing run directory of the same config is resumed after its last complete repetition.
+    An existing run directory of the same config and data is resumed after its last complete
+    repetition (a larger n_repeats extends it); one launch at a time holds a run directory.
     Under `accelerate launch` or `torchrun` with N processes, each scores every N-th repetition
     still to do; process 0 alone writes config.json and setup.json, owns the wandb run and, once
     every part exists, logs the curves and prints the summary.
@@ -205,6 +206,7 @@ def run_planned(p: Plan, state, run_dir: Path | None, dry_run: bool) -> Path | N
         if main:
             print(found.describe(config.n_repeats))
         return None
+    state.wait_for_everyone()  # every process has inspected the folder before process 0 writes to it
     with contextlib.ExitStack() as held:
         # process 0 takes the run directory's lock, checks it again under the lock (another launch
         # may have written to it meanwhile) and writes config.json; every process learns the outcome
@@ -275,7 +277,7 @@ def open_tracked_run(p: Plan, found: RunDir, record: dict):
     tracker = Tracker(config=flatten(to_dict(c)), run_dir=found.path, debug=c.debug, note=c.note,
                       resume_id=(record.get('wandb') or {}).get('id'))
     record['wandb'] = tracker.info()
-    results.write_json(found.path / 'config.json', record)
+    write_record(found.path, record)
     if found.done:
         logging.info('Resuming %s: %d of %d repetitions done', found.path, len(found.done), c.n_repeats)
     return tracker

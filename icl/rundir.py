@@ -280,6 +280,15 @@ def lock_run_dir(path: Path) -> Iterator[None]:
 
 # ---------------------------------------------------------------- writing
 
+def write_record(path: Path, record: dict) -> None:
+    """Write the run directory's config.json; UsageError when it cannot be written."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        results.write_json(path / 'config.json', record)
+    except OSError as error:
+        raise UsageError(f"cannot write to run directory '{path}': {error.strerror}") from None
+
+
 def start_run_dir(found: RunDir, record: dict) -> dict:
     """Write `record` as config.json (new run) or note the resumption in the found one (and a larger
     n_repeats), and set bad parts aside; returns what config.json now holds."""
@@ -298,11 +307,7 @@ def start_run_dir(found: RunDir, record: dict) -> dict:
                          now['config'][EXTENSIBLE])
     else:
         record = {**record, 'identity': run_identity(record)}
-    try:
-        found.path.mkdir(parents=True, exist_ok=True)
-        results.write_json(found.path / 'config.json', record)
-    except OSError as error:
-        raise UsageError(f"cannot write to run directory '{found.path}': {error.strerror}") from None
+    write_record(found.path, record)
     for path, problem in found.invalid.items():
         logging.warning('Redoing %s (%s); the file is kept as %s', path.name, problem, results.set_aside(path).name)
     for path, problem in found.foreign.items():
