@@ -76,6 +76,7 @@ def test_sigkill_mid_run_then_resume_gives_the_uninterrupted_table(uninterrupted
         part = results.part_path(run_dir, repetition)
         assert results.part_problem(part, repetition, len(variants) * (EXAMPLES + 1), variants) is None
     kept = {r: results.part_path(run_dir, r).stat().st_mtime_ns for r in survived}
+    assert json.loads((run_dir / '.lock').read_text())['pid'] == process.pid  # the killed run's lock is left
 
     resumed = run_process(run_dir)
 
