@@ -200,27 +200,20 @@ def run_planned(p: Plan, state, run_dir: Path | None, dry_run: bool) -> Path | N
     if main:
         print(describe_plan(p))
     run_dir = from_main(state, run_dir or default_run_dir(config))  # its time stamp is process 0's
-    record = run_record(p)
-    found = inspect_run_dir(run_dir, record, **dir_checks(p), check_parts=main and dry_run)
+    record = run_record(p) if main else None  # what config.json holds; process 0 alone needs it
+    # process 0 alone checks and writes the folder (the others' checks would race with its writes)
+    found = in_main(state, lambda: inspect_run_dir(run_dir, record, **dir_checks(p), check_parts=dry_run))
     if dry_run:
         if main:
             print(found.describe(config.n_repeats))
         return None
-    state.wait_for_everyone()  # every process has inspected the folder before process 0 writes to it
     with contextlib.ExitStack() as held:
-        # process 0 takes the run directory's lock, checks it again under the lock (another launch
-        # may have written to it meanwhile) and writes config.json; every process learns the outcome
-        refused, tracker = None, None
-        if main:
-            try:
-                held.enter_context(lock_run_dir(run_dir))
-                found = inspect_run_dir(run_dir, record, **dir_checks(p))
-                tracker = open_tracked_run(p, found, record)
-            except UsageError as error:
-                refused = str(error)
-        refused = from_main(state, refused)
-        if refused:
-            raise UsageError(refused)
+        def start() -> tuple[RunDir, object]:
+            # under the lock, the folder is checked again: another launch may have written to it meanwhile
+            held.enter_context(lock_run_dir(run_dir))
+            found = inspect_run_dir(run_dir, record, **dir_checks(p))
+            return found, open_tracked_run(p, found, record)
+        found, tracker = in_main(state, start) or (None, None)
         try:
             return score_and_finish(p, state, run_dir, found, tracker)
         except (KeyboardInterrupt, OSError) as error:
@@ -229,16 +222,31 @@ def run_planned(p: Plan, state, run_dir: Path | None, dry_run: bool) -> Path | N
             raise stopped(error, tracker, run_dir, config.n_repeats) from None
 
 
+def in_main(state, work):
+    """work() in process 0 alone (None in the others); its UsageError is raised in every process."""
+    value, refused = None, None
+    if state.is_main_process:
+        try:
+            value = work()
+        except UsageError as error:
+            refused = str(error)
+    refused = from_main(state, refused)  # also a barrier
+    if refused is not None:
+        raise UsageError(refused)
+    return value
+
+
 def dir_checks(p: Plan) -> dict:
     """What inspect_run_dir checks the parts on disk against."""
     return {'n_repeats': p.config.n_repeats, 'rows_per_repetition': p.rows_per_repetition,
             'variants': list(p.variants)}
 
 
-def score_and_finish(p: Plan, state, run_dir: Path, found: RunDir, tracker) -> Path:
-    """Score this process's share of the repetitions still to do; process 0 then finishes the run."""
+def score_and_finish(p: Plan, state, run_dir: Path, found: RunDir | None, tracker) -> Path:
+    """Score this process's share of the repetitions still to do (process 0 knows them: `found`);
+    process 0 then finishes the run."""
     config, main = p.config, state.is_main_process
-    todo = from_main(state, [r for r in range(config.n_repeats) if r not in set(found.done)])
+    todo = from_main(state, [r for r in range(config.n_repeats) if r not in set(found.done)] if main else None)
     mine = todo[state.process_index::state.num_processes]
     if state.num_processes > 1:
         logging.info('Process %d of %d scores repetitions %s', state.process_index, state.num_processes, mine)

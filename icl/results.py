@@ -134,7 +134,7 @@ def part_path(run_dir: Path, repetition: int) -> Path:
 OWNER_KEY = b'icl_labels.part'  # parquet metadata: {"run": config.json's identity, "repetition": r}
 
 
-def run_identity(run_dir: Path) -> str | None:
+def recorded_identity(run_dir: Path) -> str | None:
     """The identity config.json gives its run (None: no config.json, or one written before identities)."""
     path = Path(run_dir) / 'config.json'
     return read_json(path).get('identity') if path.is_file() else None
@@ -145,7 +145,7 @@ def write_part(run_dir: Path, repetition: int, rows: Sequence[dict]) -> Path:
     path = part_path(run_dir, repetition)
     path.parent.mkdir(parents=True, exist_ok=True)
     table = pa.Table.from_pylist(list(rows), schema=SCHEMA)
-    identity = run_identity(run_dir)
+    identity = recorded_identity(run_dir)
     if identity is not None:
         owner = json.dumps({'run': identity, 'repetition': repetition}).encode()
         table = table.replace_schema_metadata({**(table.schema.metadata or {}), OWNER_KEY: owner})
