@@ -193,14 +193,6 @@ def test_a_part_that_is_not_part_of_the_run_is_set_aside_saying_so(tmp_path, mak
     assert not stray.exists() and (stray.parent / f'.{stray.name}.invalid').is_file()
 
 
-def test_parts_carry_their_run_and_repetition(tmp_path):
-    run = tmp_path / 'run'
-    written = start_run_dir(inspect(run, record()), record())
-    part = results.write_part(run, 2, rows(2))
-    assert results.part_owner(part) == {'run': written['identity'], 'repetition': 2}
-    assert results.foreign_part(part, 2, written['identity']) is None
-
-
 @pytest.mark.parametrize('damage, message', [
     (lambda run: (run / 'setup.json').write_text('{"all_classes": ['),
      "'{run}/setup.json' is damaged (not readable JSON); delete it and rerun: the run writes it again (its parts "
@@ -238,15 +230,6 @@ def test_the_writability_check_leaves_nothing_behind(tmp_path):
     check_writable(tmp_path / 'a' / 'b' / 'run')
     check_writable(tmp_path)
     assert list(tmp_path.iterdir()) == []
-
-
-def test_temporary_names_are_unique_per_process(tmp_path, monkeypatch):
-    renamed = []
-    monkeypatch.setattr(results.os, 'replace', lambda src, dst: renamed.append(src.name) or os.rename(src, dst))
-    results.write_json(tmp_path / 'config.json', {'a': 1})
-    results.write_json(tmp_path / 'config.json', {'a': 2})
-    assert all(re.fullmatch(rf'\.config\.json\.{os.getpid()}-[0-9a-f]{{8}}\.tmp', name) for name in renamed)
-    assert renamed[0] != renamed[1] and sorted(p.name for p in tmp_path.iterdir()) == ['config.json']
 
 
 HOLD = ('import sys, time; from pathlib import Path; from icl.rundir import lock_run_dir\n'
