@@ -228,8 +228,11 @@ def invalid_parts(run_dir: Path, num_repetitions: int, rows_per_repetition: int,
 
 
 def set_aside(path: Path) -> Path:
-    """Rename a bad part to a hidden name (never read as data, kept for inspection)."""
-    target = path.with_name(f'.{path.name}.invalid')
+    """Rename a bad part to a hidden name (never read as data, kept for inspection; an earlier one too)."""
+    target, n = path.with_name(f'.{path.name}.invalid'), 1
+    while target.exists():
+        n += 1
+        target = path.with_name(f'.{path.name}.invalid{n}')
     os.replace(path, target)
     return target
 

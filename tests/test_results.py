@@ -73,3 +73,13 @@ def test_parts_sort_into_damaged_and_not_of_this_run(tmp_path):
         'unreadable')
     assert foreign == {results.part_path(tmp_path, 2): 'it belongs to repetition 0',
                        results.part_path(tmp_path, 7): "not one of the run's repetitions 0..2"}
+
+
+def test_a_part_set_aside_twice_keeps_both_files(tmp_path):
+    for content in (b'first', b'second'):
+        part = results.part_path(tmp_path, 0)
+        part.parent.mkdir(exist_ok=True)
+        part.write_bytes(content)
+        results.set_aside(part)
+    assert (part.parent / '.part-000000.parquet.invalid').read_bytes() == b'first'
+    assert (part.parent / '.part-000000.parquet.invalid2').read_bytes() == b'second'
