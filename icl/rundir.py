@@ -48,8 +48,9 @@ class RunDir:
     holder: str | None = None  # the launch that holds the run directory now (see lock_run_dir)
 
     def describe(self, n_repeats: int) -> str:
+        in_use = [f'in use now by {self.holder}'] if self.holder else []
         if self.record is None:
-            return f'run dir        {self.path} (new)'
+            return f'run dir        {self.path} ({", ".join(["new", *in_use])})'
         notes = [f'{len(self.done)} of {n_repeats} repetitions done']
         if self.extended_from is not None:
             notes.append(f'extending it from {self.extended_from} repetitions')
@@ -57,9 +58,7 @@ class RunDir:
             notes.append(f'{len(self.invalid)} damaged part(s) to redo')
         if self.foreign:
             notes.append(f'{len(self.foreign)} file(s) not part of the run to set aside')
-        if self.holder:
-            notes.append(f'in use now by {self.holder}')
-        return f'run dir        {self.path} (resume: {", ".join(notes)})'
+        return f'run dir        {self.path} (resume: {", ".join(notes + in_use)})'
 
 
 def read_record(config_path: Path) -> dict:

@@ -248,6 +248,8 @@ def test_one_launch_holds_a_run_directory_and_a_killed_one_never_blocks(tmp_path
             with lock_run_dir(run):
                 pass
         assert re.fullmatch(held_by, lock_holder(run))
+        assert re.fullmatch(rf'run dir        {re.escape(str(run))} \(new, in use now by {held_by}\)',
+                            inspect(run, record()).describe(3))
     finally:
         holder.send_signal(signal.SIGKILL)
         holder.wait(timeout=60)
