@@ -14,7 +14,7 @@ from pathlib import Path
 from absl import app, flags
 
 from icl import config as icl_config
-from icl.errors import UsageError
+from icl.errors import RunStopped, UsageError
 
 flags.DEFINE_string('config', str(icl_config.DEFAULT_CONFIG), 'ml_collections config file to start from.')
 flags.DEFINE_string('workdir', None, 'Run directory (default: runs/<dataset>-<model>-<note>-<time>). '
@@ -61,13 +61,21 @@ def parse_flags(argv: list[str]) -> list[str]:
 
 def run_command(argv: list[str]) -> int:
     """Run one command line (argv[0] is the program) in this process; return its exit status:
-    0, or 2 after printing a usage error as one line."""
+    0; 2 after printing a usage error as one line; after one line, 130 for Ctrl-C and 1 for a run
+    stopped by a full disk."""
     try:
         overrides, absl_argv = icl_config.split_argv(argv, OWN_FLAGS)
         app.run(lambda rest: main(rest, overrides), argv=absl_argv, flags_parser=parse_flags)
     except UsageError as error:
         print(f'error: {error}', file=sys.stderr)
         return 2
+    except RunStopped as error:
+        print(f'error: {error}', file=sys.stderr)
+        return error.status
+    except KeyboardInterrupt:  # before the run scored anything (later: RunStopped)
+        print('error: interrupted before any repetition was scored; rerun the same command to start again',
+              file=sys.stderr)
+        return 130
     except SystemExit as done:  # app.run ends with sys.exit(main(...)); --help exits too
         return done.code if isinstance(done.code, int) else 0 if done.code is None else 1
     return 0

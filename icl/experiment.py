@@ -6,8 +6,10 @@ loads the model and writes one results part per repetition. A run directory of t
 config is resumed where it stopped; under `accelerate launch` or `torchrun` the processes
 split the repetitions between them.
 """
+import contextlib
 import dataclasses
 import datetime
+import errno
 import functools
 import logging
 import sys
@@ -19,16 +21,17 @@ import pandas as pd
 from ml_collections import config_dict
 from tqdm.auto import tqdm
 
-from icl import analysis, models, results, scoring
+from icl import analysis, loaders, models, results, scoring
 from icl.config import flatten, to_dict, validate
 from icl.datasets import BaseDataset, class_names_mode, dataset_class
-from icl.errors import UsageError
+from icl.errors import RunStopped, UsageError
 from icl.probs import calibrate, class_log_probs
 from icl.processes import from_main, process_gpus, processes, wait_for_parts
 from icl.prompts import Prompt
-from icl.rundir import RunDir, default_run_dir, inspect_run_dir, start_run_dir
+from icl.rundir import RunDir, default_run_dir, inspect_run_dir, lock_run_dir, start_run_dir, write_record
 
 LIVE_CURVES = 20  # mean curves logged to wandb this often during a run, so long runs can be watched
+FULL_DISK = {errno.ENOSPC, errno.EDQUOT}  # write errors that end a run with one line (see stopped())
 PACKAGES = ('torch', 'transformers', 'accelerate', 'datasets', 'wandb', 'numpy', 'pandas', 'ml-collections')
 
 
@@ -135,8 +138,10 @@ def versions() -> dict:
 
 
 def run_record(p: Plan) -> dict:
-    """config.json: what produced the run (resume compares it)."""
+    """config.json: what produced the run, from which data (resume compares both)."""
+    data = make_dataset(p.config, 0, None).dataset  # loaded once per process (cached)
     return {'config': to_dict(p.config), 'class_names_env': class_names_mode(),
+            'data': loaders.records_fingerprint(p.config.dataset.name, data, p.config.dataset.config.data_dir),
             'dtype': models.dtype_name(models.resolve_dtype(p.config.model.dtype)),
             'model': models.describe(p.model_spec, p.model_config), 'versions': versions(),
             'command': sys.argv, 'created': datetime.datetime.now().isoformat(timespec='seconds')}
@@ -176,7 +181,8 @@ def repetition_rows(p: Plan, scorer: scoring.Scorer, repetition: int, priors: di
 def run(config: config_dict.ConfigDict, run_dir: str | Path | None = None, dry_run: bool = False) -> Path | None:
     """Run the experiment described by `config`; returns the run directory (None for a dry run).
 
-    An existing run directory of the same config is resumed after its last complete repetition.
+    An existing run directory of the same config and data is resumed after its last complete
+    repetition (a larger n_repeats extends it); one launch at a time holds a run directory.
     Under `accelerate launch` or `torchrun` with N processes, each scores every N-th repetition
     still to do; process 0 alone writes config.json and setup.json, owns the wandb run and, once
     every part exists, logs the curves and prints the summary.
@@ -194,15 +200,53 @@ def run_planned(p: Plan, state, run_dir: Path | None, dry_run: bool) -> Path | N
     if main:
         print(describe_plan(p))
     run_dir = from_main(state, run_dir or default_run_dir(config))  # its time stamp is process 0's
-    found = inspect_run_dir(run_dir, run_record(p), n_repeats=config.n_repeats,
-                            rows_per_repetition=p.rows_per_repetition, variants=list(p.variants), check_parts=main)
+    record = run_record(p) if main else None  # what config.json holds; process 0 alone needs it
+    # process 0 alone checks and writes the folder (the others' checks would race with its writes)
+    found = in_main(state, lambda: inspect_run_dir(run_dir, record, **dir_checks(p), check_parts=dry_run))
     if dry_run:
         if main:
             print(found.describe(config.n_repeats))
         return None
-    state.wait_for_everyone()  # every process has inspected the folder before process 0 writes to it
-    tracker = open_tracked_run(p, found) if main else None
-    todo = from_main(state, [r for r in range(config.n_repeats) if r not in set(found.done)])
+    with contextlib.ExitStack() as held:
+        def start() -> tuple[RunDir, object]:
+            # under the lock, the folder is checked again: another launch may have written to it meanwhile
+            held.enter_context(lock_run_dir(run_dir))
+            found = inspect_run_dir(run_dir, record, **dir_checks(p))
+            return found, open_tracked_run(p, found, record)
+        found, tracker = in_main(state, start) or (None, None)
+        try:
+            return score_and_finish(p, state, run_dir, found, tracker)
+        except (KeyboardInterrupt, OSError) as error:
+            if isinstance(error, OSError) and error.errno not in FULL_DISK:
+                raise  # any other error is a bug: its traceback
+            raise stopped(error, tracker, run_dir, config.n_repeats) from None
+
+
+def in_main(state, work):
+    """work() in process 0 alone (None in the others); its UsageError is raised in every process."""
+    value, refused = None, None
+    if state.is_main_process:
+        try:
+            value = work()
+        except UsageError as error:
+            refused = str(error)
+    refused = from_main(state, refused)  # also a barrier
+    if refused is not None:
+        raise UsageError(refused)
+    return value
+
+
+def dir_checks(p: Plan) -> dict:
+    """What inspect_run_dir checks the parts on disk against."""
+    return {'n_repeats': p.config.n_repeats, 'rows_per_repetition': p.rows_per_repetition,
+            'variants': list(p.variants)}
+
+
+def score_and_finish(p: Plan, state, run_dir: Path, found: RunDir | None, tracker) -> Path:
+    """Score this process's share of the repetitions still to do (process 0 knows them: `found`);
+    process 0 then finishes the run."""
+    config, main = p.config, state.is_main_process
+    todo = from_main(state, [r for r in range(config.n_repeats) if r not in set(found.done)] if main else None)
     mine = todo[state.process_index::state.num_processes]
     if state.num_processes > 1:
         logging.info('Process %d of %d scores repetitions %s', state.process_index, state.num_processes, mine)
@@ -219,15 +263,29 @@ def run_planned(p: Plan, state, run_dir: Path | None, dry_run: bool) -> Path | N
     return run_dir
 
 
-def open_tracked_run(p: Plan, found: RunDir):
+def stopped(error: BaseException, tracker, run_dir: Path, n_repeats: int) -> RunStopped:
+    """Ctrl-C or a full disk while the run writes: one line (what is saved, how to resume) instead of
+    a traceback; the wandb run is ended quietly."""
+    if tracker is not None:
+        with contextlib.suppress(Exception):  # wandb may fail to write on a full disk too
+            tracker.run.finish(exit_code=130 if isinstance(error, KeyboardInterrupt) else 1)
+    saved = len([r for r in results.completed_repetitions(run_dir) if r < n_repeats])
+    resume = f'{saved} of {n_repeats} repetitions are saved in {run_dir}; rerun the same command to resume'
+    if isinstance(error, KeyboardInterrupt):
+        return RunStopped(f'interrupted: {resume}', status=130)
+    return RunStopped(f"could not write '{error.filename}' ({error.strerror}); nothing finished was lost: {resume}",
+                      status=1)
+
+
+def open_tracked_run(p: Plan, found: RunDir, record: dict):
     """Write config.json and start (or continue) the run's wandb run; the Tracker."""
     from icl.tracking import Tracker
-    record = start_run_dir(found, run_record(p))
+    record = start_run_dir(found, record)
     c = p.config
     tracker = Tracker(config=flatten(to_dict(c)), run_dir=found.path, debug=c.debug, note=c.note,
                       resume_id=(record.get('wandb') or {}).get('id'))
     record['wandb'] = tracker.info()
-    results.write_json(found.path / 'config.json', record)
+    write_record(found.path, record)
     if found.done:
         logging.info('Resuming %s: %d of %d repetitions done', found.path, len(found.done), c.n_repeats)
     return tracker

@@ -9,6 +9,7 @@ local path reads the original release files laid out as docs/data.md describes.
 import csv
 import dataclasses
 import functools
+import hashlib
 import io
 import json
 import logging
@@ -443,3 +444,15 @@ def load_records(name: str, local_dir: Path | None = None) -> Records:
         raise UsageError(f"could not load '{name}' from the HuggingFace hub ({type(error).__name__}: {first_line}); "
                          f'set ${DATA_DIR_ENV} to a folder of the original files ({DATA_DOC}), or, on a machine '
                          "without internet, prepare the HuggingFace cache first (README, 'Offline machines')") from None
+
+
+def records_fingerprint(name: str, records: Records, configured_dir: str | None = None) -> dict:
+    """Where dataset `name`'s records came from and, per split, its row count and a hash of its
+    rows (config.json's 'data': a resume with other data is refused)."""
+    local = data_dir(configured_dir)
+    source = ('bundled' if name in BUNDLED else 'private file' if name not in HUB
+              else f'local folder {local.resolve()}' if local is not None else 'hub')
+    splits = {split_name: {'rows': len(rows), 'sha256': hashlib.sha256(
+        json.dumps(rows, sort_keys=True, ensure_ascii=False, default=str).encode()).hexdigest()}
+        for split_name, rows in records.items()}
+    return {'dataset': name, 'source': source, 'splits': splits}

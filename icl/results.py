@@ -9,13 +9,16 @@ The table has one row per (repetition, variant, position); read it with
 `read_table(RUN_DIR)` or `pandas.read_parquet(RUN_DIR / 'results')`. (pandas cannot
 read RUN_DIR itself: pyarrow takes every visible file there for parquet.)
 
-Every file is written under a hidden temporary name, flushed to disk and renamed, so a
-killed run leaves complete files or none. A part file that is damaged anyway (a copy cut
-short, a full disk) fails `part_problem`; a resumed run sets it aside and redoes it.
+Every file is written under a hidden temporary name (unique per process), flushed to disk and
+renamed, so a killed run leaves complete files or none. A part file that is damaged anyway (a
+copy cut short, a full disk) fails `part_problem`; each part carries its run's identity and
+repetition in its parquet metadata (`part_owner`), so a part copied in from another run is
+recognised (`foreign_part`). A resumed run sets both aside and redoes those repetitions.
 """
 import json
 import os
 import re
+import secrets
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -52,18 +55,28 @@ def write_json(path: Path, data: dict) -> None:
 
 
 def _write_atomically(path: Path, write) -> None:
-    """Call write(file) on a hidden temporary file, flush it to disk, then rename it to `path`."""
-    tmp = path.with_name(f'.{path.name}.tmp')  # hidden: part-*.parquet globs and pyarrow skip it (is_temporary)
-    with open(tmp, 'wb') as f:
-        write(f)
-        f.flush()
-        os.fsync(f.fileno())  # the rename must not reach the disk before the data (power loss)
-    os.replace(tmp, path)
+    """Call write(file) on a hidden temporary file, flush it to disk, then rename it to `path`.
+
+    OSError (e.g. a full disk) names `path` and leaves no temporary file behind."""
+    # hidden: part-*.parquet globs and pyarrow skip it (is_temporary); unique: two processes never share it
+    tmp = path.with_name(f'.{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp')
+    try:
+        with open(tmp, 'xb') as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())  # the rename must not reach the disk before the data (power loss)
+        os.replace(tmp, path)
+    except OSError as error:
+        tmp.unlink(missing_ok=True)
+        raise OSError(error.errno, error.strerror, str(path)) from error
+
+
+LOCK_FILE = '.lock'  # icl/rundir.py's lock of a run directory (never data)
 
 
 def is_temporary(path: Path) -> bool:
-    """A file a killed writer left behind (never data)."""
-    return path.name.startswith('.') and path.name.endswith('.tmp')
+    """A file that is never data: a killed writer's leftover or the run directory's lock."""
+    return (path.name.startswith('.') and path.name.endswith('.tmp')) or path.name == LOCK_FILE
 
 
 def _jsonable(value):
@@ -118,13 +131,48 @@ def part_path(run_dir: Path, repetition: int) -> Path:
     return Path(run_dir) / TABLE_DIR / f'part-{repetition:06d}.parquet'
 
 
+OWNER_KEY = b'icl_labels.part'  # parquet metadata: {"run": config.json's identity, "repetition": r}
+
+
+def recorded_identity(run_dir: Path) -> str | None:
+    """The identity config.json gives its run (None: no config.json, or one written before identities)."""
+    path = Path(run_dir) / 'config.json'
+    return read_json(path).get('identity') if path.is_file() else None
+
+
 def write_part(run_dir: Path, repetition: int, rows: Sequence[dict]) -> Path:
-    """Write one repetition's rows; the file appears complete or not at all."""
+    """Write one repetition's rows, stamped with the run's identity; the file appears complete or not at all."""
     path = part_path(run_dir, repetition)
     path.parent.mkdir(parents=True, exist_ok=True)
     table = pa.Table.from_pylist(list(rows), schema=SCHEMA)
+    identity = recorded_identity(run_dir)
+    if identity is not None:
+        owner = json.dumps({'run': identity, 'repetition': repetition}).encode()
+        table = table.replace_schema_metadata({**(table.schema.metadata or {}), OWNER_KEY: owner})
     _write_atomically(path, lambda f: pq.write_table(table, f))
     return path
+
+
+def part_owner(path: Path) -> dict | None:
+    """The run identity and repetition a part was written for (None: none recorded)."""
+    metadata = pq.read_schema(path).metadata or {}
+    return json.loads(metadata[OWNER_KEY]) if OWNER_KEY in metadata else None
+
+
+def foreign_part(path: Path, repetition: int, identity: str) -> str | None:
+    """Why the part file is not repetition `repetition` of the run `identity` (None: it is, or its
+    metadata cannot be read: part_problem says why)."""
+    try:
+        owner = part_owner(path)
+    except (OSError, ValueError, pa.ArrowException):
+        return None
+    if owner is None:
+        return 'it carries no run identity (written by another run or an older version of this tool)'
+    if owner.get('run') != identity:
+        return f"it belongs to another run (identity {str(owner.get('run'))[:12]}, this run's {identity[:12]})"
+    if owner.get('repetition') != repetition:
+        return f"it belongs to repetition {owner.get('repetition')}"
+    return None
 
 
 def part_files(run_dir: Path) -> list[tuple[int | None, Path]]:
@@ -162,21 +210,29 @@ def part_problem(path: Path, repetition: int, num_rows: int, variants: Sequence[
     return None
 
 
-def invalid_parts(run_dir: Path, num_repetitions: int, rows_per_repetition: int,
-                  variants: Sequence[str]) -> dict[Path, str]:
-    """{part file: what is wrong with it} for every part that is not a complete repetition of this run."""
-    problems = {}
+def invalid_parts(run_dir: Path, num_repetitions: int, rows_per_repetition: int, variants: Sequence[str],
+                  identity: str | None = None) -> tuple[dict[Path, str], dict[Path, str]]:
+    """({damaged part: what is wrong}, {part that is not part of this run: why}) over the parts on disk.
+
+    A part belongs to the run when its number is one of the run's repetitions and, given the run's
+    `identity`, its metadata names that run and repetition."""
+    damaged, foreign = {}, {}
     for repetition, path in part_files(run_dir):
         if repetition is None or not 0 <= repetition < num_repetitions:
-            problems[path] = f'not one of the run\'s repetitions 0..{num_repetitions - 1}'
+            foreign[path] = f'not one of the run\'s repetitions 0..{num_repetitions - 1}'
+        elif identity is not None and (problem := foreign_part(path, repetition, identity)):
+            foreign[path] = problem
         elif problem := part_problem(path, repetition, rows_per_repetition, variants):
-            problems[path] = problem
-    return problems
+            damaged[path] = problem
+    return damaged, foreign
 
 
 def set_aside(path: Path) -> Path:
-    """Rename a bad part to a hidden name (never read as data, kept for inspection)."""
-    target = path.with_name(f'.{path.name}.invalid')
+    """Rename a bad part to a hidden name (never read as data, kept for inspection; an earlier one too)."""
+    target, n = path.with_name(f'.{path.name}.invalid'), 1
+    while target.exists():
+        n += 1
+        target = path.with_name(f'.{path.name}.invalid{n}')
     os.replace(path, target)
     return target
 

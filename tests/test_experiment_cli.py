@@ -75,6 +75,23 @@ def _copy_with_config(text):
     return setup
 
 
+def _copy_with_file(name, text):
+    def setup(run, tmp_path):
+        copy = tmp_path / 'copy'
+        shutil.copytree(run, copy)
+        if (copy / name).is_dir():
+            shutil.rmtree(copy / name)
+        (copy / name).write_text(text)
+        return copy, [f'--workdir={copy}'], {}
+    return setup
+
+
+def _workdir(path):
+    def setup(run, tmp_path):
+        return tmp_path, [f'--workdir={path}'], {}
+    return setup
+
+
 def _foreign_folder(run, tmp_path):
     (tmp_path / 'mine').mkdir()
     (tmp_path / 'mine' / 'notes.txt').write_text('my own files')
@@ -132,18 +149,28 @@ CASES = {
                                     r'num_test_samples=100000 exceeds the \d+ rows'),
     'data file with wrong columns': (_data_with_wrong_columns, [],
                                      r"data file '.*train\.tsv' lacks column\(s\) sentence; found: text, label"),
-    'resume with another config': (_in_existing_run, ['--n_repeats=3'],
-                                   r"holds a run of a different config \(n_repeats 2 -> 3\); resume it with its own "
-                                   r'command'),
+    'resume with another config': (_in_existing_run, ['--random_seed=3'],
+                                   r"holds a run of a different config \(random_seed 200 -> 3\); resume it with its "
+                                   r'own command'),
+    'resume with fewer repetitions': (_in_existing_run, ['--n_repeats=1'],
+                                      r'holds a run of 2 repetitions; --n_repeats=1 would shrink it: resume with '
+                                      r'--n_repeats=2 \(or more, to extend it\)$'),
     'resume with other CLASS_NAMES': (_class_names('DEFAULT_AND_FLIP'), [],
                                       r"different config \(CLASS_NAMES 'DEFAULT_ONLY' -> 'DEFAULT_AND_FLIP'\)"),
     'workdir under a file': (_under_a_file, [], r"cannot create run directory '.*/a_file/run': '.*/a_file' is not a "
                                                 r'folder'),
-    'read-only workdir': (_read_only_folder, [], r"cannot write to '.*/locked' \(permission denied"),
+    'read-only workdir': (_read_only_folder, [], r"cannot write run directory '.*/locked/run': Permission denied"),
+    'workdir in /proc': (_workdir('/proc/x/run'), [], r"^error: cannot write run directory '/proc/x/run'"),
+    'workdir in /sys': (_workdir('/sys/x'), [], r"^error: cannot write run directory '/sys/x'"),
     'workdir is a file': (_a_file, [], r"run directory '.*/run' is a file"),
     'damaged config.json': (_copy_with_config('{"config": {"n_repeats": 2'), [],
                             r"config\.json' is damaged \(not readable JSON\); this run cannot be resumed"),
     'foreign config.json': (_copy_with_config('[1, 2, 3]'), [], r"config\.json' is not a config\.json of this tool"),
+    'damaged setup.json': (_copy_with_file('setup.json', '{"all_classes": ['), [],
+                           r"setup\.json' is damaged \(not readable JSON\); delete it and rerun: the run writes it "
+                           r'again \(its parts are kept\)$'),
+    'results is a file': (_copy_with_file('results', 'x'), [],
+                          r"results' is a file, not the folder of the run's results parts; move it away and rerun$"),
     'foreign folder': (_foreign_folder, [], r"is not empty and has no config\.json, so it is not a run directory"),
     'resume without a run': (_resume_without_run, [], r"--resume='.*/empty' is not a run directory \(it has no "
                                                       r'config\.json\)'),
@@ -170,6 +197,26 @@ def test_bad_input_exits_2_with_one_line_before_loading_weights_and_writes_nothi
 
 
 SUBPROCESS_CASES = ['unknown key', 'unknown CLASS_NAMES', 'damaged config.json', 'resume with another config']
+# the dry run refuses what the run refuses, with the same line
+RUN_DIR_CASES = ['resume with another config', 'resume with fewer repetitions', 'workdir under a file',
+                 'workdir in /proc', 'workdir in /sys', 'workdir is a file', 'damaged config.json',
+                 'foreign config.json', 'damaged setup.json', 'results is a file', 'foreign folder']
+
+
+@pytest.mark.parametrize('case', RUN_DIR_CASES)
+def test_the_dry_run_refuses_a_bad_run_directory_as_the_run_does(case, change_labels, existing_run, tmp_path,
+                                                                 monkeypatch, capsys):
+    setup, flags, message = CASES[case]
+    folder, own_flags, env = setup(existing_run, tmp_path)
+    monkeypatch.setenv('CLASS_NAMES', CLASS_NAMES)
+    monkeypatch.setattr(models, 'load_model', lambda *a, **k: pytest.fail('model weights loaded before the error'))
+    before = snapshot(folder)
+    lines = []
+    for dry_run in (['--dry_run=True'], []):
+        assert change_labels.run_command(['change_labels.py', *BASE, *flags, *own_flags, *dry_run]) == 2
+        lines.append(error_line(capsys.readouterr().err))
+        assert snapshot(folder) == before  # config.json byte for byte, and every other file
+    assert re.search(message, lines[0]) and lines[0] == lines[1]
 
 
 @pytest.mark.parametrize('case', SUBPROCESS_CASES)

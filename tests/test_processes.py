@@ -81,7 +81,7 @@ def test_two_processes_split_the_repetitions_and_give_the_single_process_table(s
     assert json.loads((run_dir / 'setup.json').read_text())['timing']['processes'] == 2
     record = json.loads((run_dir / 'config.json').read_text())
     assert record['config']['n_repeats'] == REPEATS and 'resumed' not in record
-    assert sorted(p.name for p in run_dir.iterdir()) == ['config.json', 'results', 'setup.json']
+    assert sorted(p.name for p in run_dir.iterdir()) == ['.lock', 'config.json', 'results', 'setup.json']
 
 
 def test_resuming_with_two_processes_splits_what_is_left(single, tmp_path):
@@ -117,3 +117,27 @@ def test_each_process_on_a_machine_gets_its_own_gpus(gpus, processes, index, exp
 def test_a_single_process_uses_every_gpu(monkeypatch):
     monkeypatch.setattr(torch.cuda, 'is_available', lambda: True)
     assert process_gpus(SimpleNamespace(num_processes=1, local_process_index=0)) is None
+
+
+HOLD = ('import sys, time; from pathlib import Path; from icl.rundir import lock_run_dir\n'
+        'with lock_run_dir(Path(sys.argv[1])):\n    print("held", flush=True); time.sleep(600)')
+
+
+def test_a_second_launch_is_refused_in_every_process_without_hanging(single, tmp_path):
+    run_dir = tmp_path / 'busy'
+    shutil.copytree(single, run_dir)
+    results.part_path(run_dir, 4).unlink()  # work left: the refused launch must not do it
+    holder = subprocess.Popen([sys.executable, '-c', HOLD, str(run_dir)], cwd=REPO_ROOT, stdout=subprocess.PIPE,
+                              env={**os.environ, 'PYTHONPATH': str(REPO_ROOT)}, text=True)
+    try:
+        assert holder.stdout.readline() == 'held\n'
+        config = (run_dir / 'config.json').read_bytes()
+        done = subprocess.run([*torchrun(2), 'change_labels.py', *FLAGS, f'--workdir={run_dir}'], cwd=REPO_ROOT,
+                              env={**os.environ, **ENV}, capture_output=True, text=True, timeout=600)
+    finally:
+        holder.kill()
+        holder.wait(timeout=60)
+    refused = f"error: '{run_dir}' is in use by another launch: pid {holder.pid} on "
+    assert done.returncode != 0 and done.stderr.count(refused) == 2, done.stderr[-3000:]  # each process says so
+    assert (run_dir / 'config.json').read_bytes() == config
+    assert not results.part_path(run_dir, 4).exists()
