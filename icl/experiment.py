@@ -74,6 +74,7 @@ def query_prompts(data: BaseDataset) -> list[tuple[int, Prompt]]:
 load_tokenizer = functools.lru_cache(maxsize=4)(models.load_tokenizer)  # plan() of many configs in one process
 LONGEST_CANDIDATES = 8  # repetitions whose prompts longest_prompt() tokenises
 SCANNED_EXAMPLES = 70_000  # longest_prompt() builds at most this many examples' prompts (500 x 140: runs.md's most)
+SCANNED_REPETITIONS = 1_000  # ... of at most this many repetitions (~1 ms each; runs.md has at most 500)
 FIRST_EXAMPLES = 256  # fits_context() tokenises a prompt's first examples, 4x more each time, until it is whole
 
 
@@ -82,10 +83,10 @@ def first_query_prompt(data: BaseDataset) -> Prompt:
 
 
 def scanned_repetitions(config: config_dict.ConfigDict) -> int:
-    """How many repetitions longest_prompt() looks at: all, unless that would build more than SCANNED_EXAMPLES
-    examples (the plan must take seconds whatever n_repeats)."""
+    """How many repetitions longest_prompt() looks at: all, unless they are more than SCANNED_REPETITIONS or
+    would build more than SCANNED_EXAMPLES examples (the plan must take seconds whatever n_repeats)."""
     per_repetition = max(1, config.dataset.config.num_prompt_examples)
-    return min(config.n_repeats, max(LONGEST_CANDIDATES, SCANNED_EXAMPLES // per_repetition))
+    return min(config.n_repeats, max(LONGEST_CANDIDATES, min(SCANNED_REPETITIONS, SCANNED_EXAMPLES // per_repetition)))
 
 
 def first_examples_tokens(data: BaseDataset, tokenizer, limit: int) -> tuple[int, int]:

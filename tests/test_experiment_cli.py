@@ -251,8 +251,8 @@ def test_dry_run_answers_in_seconds_whatever_the_number_of_repetitions(change_la
     out = capsys.readouterr().out.splitlines()
     assert 'prompts        100000000000 repetitions x 1 variants = 100000000000' in out
     longest = next(line for line in out if line.startswith('longest prompt'))
-    assert re.fullmatch(r'longest prompt \d+ tokens of 8192 \(of repetitions 0-17499; scoring checks every prompt\)',
-                        longest)  # 70,000 examples' worth at 4 per prompt
+    assert re.fullmatch(r'longest prompt \d+ tokens of 8192 \(of repetitions 0-999; scoring checks every prompt\)',
+                        longest)
     assert 'tests          paired over 100000000000 repetitions: smallest possible p 0.0002 < 0.05' in out
 
 
