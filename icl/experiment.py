@@ -75,7 +75,8 @@ load_tokenizer = functools.lru_cache(maxsize=4)(models.load_tokenizer)  # plan()
 LONGEST_CANDIDATES = 8  # repetitions whose prompts longest_prompt() tokenises
 SCANNED_EXAMPLES = 70_000  # longest_prompt() builds at most this many examples' prompts (500 x 140: runs.md's most)
 SCANNED_REPETITIONS = 1_000  # ... of at most this many repetitions (~1 ms each; runs.md has at most 500)
-FIRST_EXAMPLES = 256  # fits_context() tokenises a prompt's first examples, 4x more each time, until it is whole
+FIRST_EXAMPLES = 256  # first_examples_tokens() tokenises a prompt's first examples, 4x more at a time
+LONGEST_QUERIES = 2  # longest_prompt() builds the prompts of a draw's longest queries only (ag_news: 7,600)
 
 
 def first_query_prompt(data: BaseDataset) -> Prompt:
@@ -108,7 +109,7 @@ def longest_prompt(config: config_dict.ConfigDict, variants: dict[str, list[str]
                    context: int | None = None) -> int:
     """Tokens of the longest prompt, tokenising only likely candidates (all of a 500-repetition
     run would take seconds; scoring checks every prompt again): in the repetitions whose first
-    default prompt is longest in characters, each variant's longest query prompt. Only the first
+    default prompt is longest in characters, each variant's prompts of the longest queries. Only the first
     scanned_repetitions() repetitions are looked at. With a `context`, a UsageError as soon as
     the first prompt's first examples exceed it (before any long prompt is built)."""
     if context is not None:
@@ -121,9 +122,17 @@ def longest_prompt(config: config_dict.ConfigDict, variants: dict[str, list[str]
                                  f'use fewer than {examples} examples')
     chars = [len(first_query_prompt(make_dataset(config, r, None)).text) for r in range(scanned_repetitions(config))]
     candidates = np.argsort(chars, kind='stable')[::-1][:LONGEST_CANDIDATES]
-    texts = [max((prompt.text for _, prompt in query_prompts(make_dataset(config, int(r), names))), key=len)
-             for r in candidates for names in variants.values()]
+    texts = [prompt.text for r in candidates for names in variants.values()
+             for prompt in longest_query_prompts(make_dataset(config, int(r), names))]
     return max(len(ids) for ids in tokenizer(texts, add_special_tokens=True)['input_ids'])
+
+
+def longest_query_prompts(data: BaseDataset) -> list[Prompt]:
+    """The prompts of the LONGEST_QUERIES queries of a draw with the longest text (all of them: hours for
+    thousands of queries)."""
+    features = [data.get_feature(data.test_data[i]) for i in data.test_indices]
+    longest = sorted(features, key=lambda feature: len(str(feature)), reverse=True)[:LONGEST_QUERIES]
+    return [data.build_prompt(feature) for feature in longest]
 
 
 def check_class_names(config: config_dict.ConfigDict, klass: type[BaseDataset]) -> None:

@@ -197,9 +197,11 @@ def load_tokenizer(spec: ModelSpec):
     source, kwargs = light_source(spec)
     try:
         tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
-    except OSError as error:
+    except (OSError, ValueError) as error:  # ValueError: tokenizer files transformers cannot read
+        gated = '; gated models (the LLaMa ones) need a HuggingFace token: huggingface-cli login' \
+            if 'gated' in str(error).lower() else ''
         raise UsageError(f"could not load the tokenizer of '{spec.name}' from '{source}': "
-                         f'{str(error).splitlines()[0][:200]}') from None
+                         f'{str(error).splitlines()[0][:200]}{gated}') from None
     if not tokenizer.is_fast:
         raise UsageError(f"model '{spec.name}' has no fast tokenizer; label positions need its offsets")
     return tokenizer
