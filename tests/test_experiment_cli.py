@@ -194,9 +194,15 @@ CASES = {
                                        r'Python defining get_config\(\)'),
     'config file that is not Python': (_config_file('n_repeats: [5\n'), [],
                                        r"^error: config file '.*/mine\.py' could not be loaded \(SyntaxError: "),
-    'prompts longer than the context': (_in_existing_run, ['--dataset.config.num_prompt_examples=1000000'],
-                                        r'^error: the first 1024 examples of a prompt take \d+ tokens but smollm2-135m '
-                                        r'attends to 8192; use fewer than 1000000 examples$'),
+    '1000000 examples': (_in_existing_run, ['--dataset.config.num_prompt_examples=1000000'],
+                         r'^error: the first 1024 examples of a prompt take \d+ tokens but smollm2-135m attends to '
+                         r'8192; use fewer than 1000000 examples$'),
+    '100000 examples': (_in_existing_run, ['--dataset.config.num_prompt_examples=100000'],
+                        r'^error: the first 1024 examples of a prompt take \d+ tokens but smollm2-135m attends to '
+                        r'8192; use fewer than 100000 examples$'),
+    'a whole prompt longer than the context': (_in_existing_run, ['--dataset.config.num_prompt_examples=1000'],
+                                               r'^error: a prompt has \d+ tokens but smollm2-135m attends to 8192; '
+                                               r'use fewer than 1000 examples$'),
 }
 
 
@@ -221,7 +227,7 @@ def test_bad_input_exits_2_with_one_line_before_loading_weights_and_writes_nothi
 
 SUBPROCESS_CASES = ['unknown key', 'unknown CLASS_NAMES', 'damaged config.json', 'resume with another config',
                     'unwritable cache', 'folder without a model', 'config file without get_config',
-                    'prompts longer than the context']
+                    '1000000 examples']
 
 
 @pytest.mark.parametrize('case', SUBPROCESS_CASES)
