@@ -21,7 +21,7 @@ from icl import config as icl_config
 from icl.errors import UsageError
 
 flags.DEFINE_string('config', str(icl_config.DEFAULT_CONFIG), 'ml_collections config file to start from.')
-flags.DEFINE_string('workdir', None, 'Run directory (default: runs/<dataset>-<model>-<note>-<time>). '
+flags.DEFINE_string('workdir', None, 'Run directory (default: runs/<dataset>-<model>[-<note>]-<time>). '
                     'An existing run directory of the same config is resumed.')
 flags.DEFINE_string('resume', None, 'Run directory to resume (same as --workdir).')
 flags.DEFINE_bool('dry_run', False, 'Validate and print the plan without loading the model or scoring.')
