@@ -42,6 +42,14 @@ def snapshot(folder: Path) -> dict:
     return entries
 
 
+LOG_LINE = re.compile(r'^[IWEF]\d{4} [\d:.]+ +\d+ \S+:\d+\] .*\n', re.MULTILINE)  # absl's format
+
+
+def printed(out: str) -> str:
+    """stdout without the log lines (they go there too, so that stderr holds only errors)."""
+    return LOG_LINE.sub('', out)
+
+
 def error_line(stderr: str) -> str:
     """The message a failed command ends with; asserts it is one line and the only one."""
     lines = stderr.rstrip('\n').splitlines()
@@ -299,7 +307,7 @@ def test_show_prompt_prints_what_is_scored_and_every_run_keeps_it(change_labels,
     monkeypatch.setenv('CLASS_NAMES', CLASS_NAMES)
     assert change_labels.run_command(['change_labels.py', *BASE, '--show_prompt=True', '--dry_run=True',
                                       f'--workdir={tmp_path}/new']) == 0
-    out = capsys.readouterr().out
+    out = printed(capsys.readouterr().out)
     header = '=== variant default (negative / positive): repetition 0, first query; the model predicts the token ' \
              'after the last line ===\n'
     assert out.startswith(header)
@@ -358,7 +366,7 @@ def test_dry_run_prints_the_plan_and_creates_nothing(change_labels, existing_run
 
     assert change_labels.run_command(['change_labels.py', *BASE, f'--workdir={new}', '--dry_run=True']) == 0
 
-    out = capsys.readouterr().out.splitlines()
+    out = printed(capsys.readouterr().out).splitlines()
     assert not new.exists()
     assert out[0] == 'dataset        tiny_sentiment (4 examples per prompt)'
     assert out[1] == 'CLASS_NAMES    DEFAULT_ONLY: default'
