@@ -209,7 +209,12 @@ def hypothesis_lines(p: Plan) -> list[str]:
         flipped = [i for i, f in enumerate(p.flips) if f]
         lines.append(f'labels         flipped at examples {spans(flipped)} of 0-{examples - 1} '
                      f'(change points: {spans(change_points(p.flips))})')
-    lines.append(f'NH1, NH2       tested at positions {spans(late)} (the last {len(late)})')
+    if len(p.variants) > 1:
+        lines.append(f'NH1, NH2       tested at positions {spans(late)} (the last {len(late)})')
+    else:
+        lines.append(f'NH1            tested at positions {spans(late)} (the last {len(late)})')
+        lines.append(f'NH2            not from this run: it scores one set of names ({", ".join(p.variants)}); '
+                     'CLASS_NAMES=ALL or DEFAULT_AND_FLIP add the others')
     if any(p.flips):
         equal = hypotheses.equal_count_positions(p.flips)
         if len(equal):

@@ -300,6 +300,11 @@ def test_the_plan_shows_the_label_schedule_and_the_tested_positions(change_label
         'unflipped labels before)']
     assert plan('--n_repeats=6') == ['NH1, NH2       tested at positions 10-19 (the last 10)',
                                      'tests          paired over 6 repetitions: smallest possible p 0.03125 < 0.05']
+    monkeypatch.setenv('CLASS_NAMES', 'DEFAULT_ONLY')
+    assert plan('--n_repeats=6', '--dataset.config.random_labels=True')[:2] == [
+        'NH1            tested at positions 10-19 (the last 10)',
+        'NH2            not from this run: it scores one set of names (default); CLASS_NAMES=ALL or DEFAULT_AND_FLIP '
+        'add the others']
 
 
 def test_show_prompt_prints_what_is_scored_and_every_run_keeps_it(change_labels, existing_run, smollm2_tokenizer,
