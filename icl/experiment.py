@@ -255,7 +255,7 @@ def example_prompts(p: Plan) -> str:
     """The first query prompt of each variant (repetition 0), exactly the text that is scored."""
     blocks = []
     for variant, names in p.variants.items():
-        _, prompt = query_prompts(make_dataset(p.config, 0, names))[0]
+        prompt = first_query_prompt(make_dataset(p.config, 0, names))  # query_prompts()' first, as scored
         blocks.append(f'=== variant {variant} ({" / ".join(names)}): repetition 0, first query; '
                       f'the model predicts the token after the last line ===\n{prompt.text}\n')
     return '\n'.join(blocks)
