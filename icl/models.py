@@ -148,12 +148,16 @@ def packaged_folder(spec: ModelSpec) -> Path:
     model.hf_quantizer = None  # else save_pretrained refuses ('not serializable')
     if hasattr(model.config, 'quantization_config'):
         del model.config.quantization_config
+    return _publish(folder, [model, tokenizer], {'package': spec.package, 'version': version, 'gguf': gguf.name})
+
+
+def _publish(folder: Path, parts: list, marker: dict) -> Path:
+    """save_pretrained() each of `parts` into a staging folder, mark it complete, then rename it to `folder`."""
     folder.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f'.{folder.name}-'))
-    model.save_pretrained(staging)
-    tokenizer.save_pretrained(staging)
-    (staging / MARKER).write_text(json.dumps({'package': spec.package, 'version': version,
-                                                           'gguf': gguf.name}))
+    for part in parts:
+        part.save_pretrained(staging)
+    (staging / MARKER).write_text(json.dumps(marker))
     try:
         if folder.exists() and not (folder / MARKER).is_file():
             shutil.rmtree(folder)  # an unfinished earlier attempt
@@ -163,6 +167,20 @@ def packaged_folder(spec: ModelSpec) -> Path:
         if not (folder / MARKER).is_file():
             raise
     return folder
+
+
+def tokenizer_folder(spec: ModelSpec) -> Path:
+    """A packaged model's tokenizer and config alone, read from its GGUF once (Gemma 3: ~45 s; then a second):
+    what a dry run needs, without dequantising the weights."""
+    folder = dequantised_path(spec).with_name(dequantised_path(spec).name + '-tokenizer')
+    if (folder / MARKER).is_file():
+        return folder
+    gguf = PACKAGED[spec.name][1]()
+    from transformers import AutoConfig, AutoTokenizer
+    parts = [AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name),
+             AutoConfig.from_pretrained(gguf.parent, gguf_file=gguf.name)]
+    return _publish(folder, parts, {'package': spec.package, 'version': installed_version(spec.package),
+                                    'gguf': gguf.name, 'contents': 'tokenizer and config only'})
 
 
 def installed_version(package: str) -> str | None:
@@ -182,21 +200,20 @@ def local_source(spec: ModelSpec) -> str:
     return str(packaged_folder(spec)) if spec.package else spec.source
 
 
-def light_source(spec: ModelSpec) -> tuple[str, dict]:
-    """(folder or hub id, from_pretrained keywords) that give the tokenizer and config without the weights:
-    a packaged model's GGUF file until it is dequantised (a dry run must not dequantise), else local_source."""
+def light_source(spec: ModelSpec) -> str:
+    """Where the tokenizer and config load from without the weights: a packaged model's tokenizer_folder()
+    until it is dequantised (a dry run must not dequantise), else local_source()."""
     if spec.package and not (dequantised_path(spec) / MARKER).is_file():
-        gguf = PACKAGED[spec.name][1]()
-        return str(gguf.parent), {'gguf_file': gguf.name}
-    return local_source(spec), {}
+        return str(tokenizer_folder(spec))
+    return local_source(spec)
 
 
 def load_tokenizer(spec: ModelSpec):
     """The model's tokenizer (a fast one: label positions come from its offsets)."""
     from transformers import AutoTokenizer
-    source, kwargs = light_source(spec)
+    source = light_source(spec)
     try:
-        tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
+        tokenizer = AutoTokenizer.from_pretrained(source)
     except (OSError, ValueError) as error:  # ValueError: tokenizer files transformers cannot read
         gated = '; gated models (the LLaMa ones) need a HuggingFace token: huggingface-cli login' \
             if 'gated' in str(error).lower() else ''
@@ -317,8 +334,7 @@ def context_length(model_config) -> int:
 
 def load_model_config(spec: ModelSpec):
     from transformers import AutoConfig
-    source, kwargs = light_source(spec)
-    return AutoConfig.from_pretrained(source, **kwargs)
+    return AutoConfig.from_pretrained(light_source(spec))
 
 
 def describe(spec: ModelSpec, model_config=None) -> dict:

