@@ -227,7 +227,9 @@ def test_bad_input_exits_2_with_one_line_before_loading_weights_and_writes_nothi
 
     status = change_labels.run_command(['change_labels.py', *BASE, *flags, *own_flags])
 
-    line = error_line(capsys.readouterr().err)
+    err = capsys.readouterr().err
+    line = error_line(err)
+    assert err == line + '\n'  # the whole of stderr
     assert status == 2
     assert re.search(message, line), line
     assert snapshot(folder) == before
