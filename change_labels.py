@@ -5,7 +5,11 @@ r"""Run the paper's change-labels experiment: ICL training curves under label ma
       --dataset.config.num_prompt_examples=140 --n_repeats=500 --dataset.config.random_labels=True
 
 Every `--key.sub=value` flag overrides configs/default.py (or the file given with
---config); see runs.md for the paper's commands and README.md for the rest.
+--config; --help_keys lists the keys); see runs.md for the paper's commands and README.md for the rest.
+
+The environment variable CLASS_NAMES chooses the label-name variants a run scores: ALL (the default:
+every variant of the dataset), DEFAULT_ONLY, or DEFAULT_AND_FLIP (default and flipped names), e.g.
+  CLASS_NAMES=DEFAULT_ONLY python change_labels.py --dataset.config.random_labels=True
 """
 import logging
 import sys
@@ -17,24 +21,54 @@ from icl import config as icl_config
 from icl.errors import RunStopped, UsageError
 
 flags.DEFINE_string('config', str(icl_config.DEFAULT_CONFIG), 'ml_collections config file to start from.')
-flags.DEFINE_string('workdir', None, 'Run directory (default: runs/<dataset>-<model>-<note>-<time>). '
+flags.DEFINE_string('workdir', None, 'Run directory (default: runs/<dataset>-<model>[-<note>]-<time>). '
                     'An existing run directory of the same config is resumed.')
 flags.DEFINE_string('resume', None, 'Run directory to resume (same as --workdir).')
 flags.DEFINE_bool('dry_run', False, 'Validate and print the plan without loading the model or scoring.')
-flags.DEFINE_bool('help_keys', False, 'List every config key with its default and exit.')
+flags.DEFINE_bool('show_prompt', False, "Print each variant's first query prompt exactly as scored.")
+flags.DEFINE_bool('help_keys', False, 'List every config key with its default and description, and exit.')
 FLAGS = flags.FLAGS
-OWN_FLAGS = {'config', 'workdir', 'resume', 'dry_run', 'help_keys'}
+OWN_FLAGS = {'config', 'workdir', 'resume', 'dry_run', 'show_prompt', 'help_keys'}
 
 
 def main(argv: list[str], overrides: list[tuple[str, str]]) -> None:
+    log_to_stdout()
     if len(argv) > 1:
         raise UsageError(f"unexpected argument '{argv[1]}'; flags look like --key=value")
     config = icl_config.apply_overrides(icl_config.load_config(FLAGS.config), overrides)
     if FLAGS.help_keys:
-        print('\n'.join(f'{key} = {value!r}' for key, value in icl_config.flatten(config.to_dict()).items()))
+        print(help_keys(config))
         return
     from icl import experiment  # heavy imports (torch) only once the flags are fine
-    experiment.run(config, run_dir=run_dir(), dry_run=FLAGS.dry_run)
+    experiment.run(config, run_dir=run_dir(), dry_run=FLAGS.dry_run, show_prompt=FLAGS.show_prompt)
+
+
+def help_keys(config) -> str:
+    """One line per config key: `key = value  # description` (descriptions: configs/default.py's comments)."""
+    descriptions = icl_config.key_descriptions()
+    lines = [(f'{key} = {value!r}', descriptions.get(key, '')) for key, value in
+             icl_config.flatten(config.to_dict()).items()]
+    width = max(len(line) for line, _ in lines)
+    return '\n'.join(f'{line:<{width}}  # {text}' if text else line for line, text in lines)
+
+
+class _Stdout:
+    """sys.stdout as it is when written to (tests swap it)."""
+
+    def write(self, text: str) -> int:
+        return sys.stdout.write(text)
+
+    def flush(self) -> None:
+        sys.stdout.flush()
+
+    def close(self) -> None:
+        """The handler closes its stream at exit; stdout stays Python's to close."""
+
+
+def log_to_stdout() -> None:
+    """Informational log lines go to stdout, so that stderr of a failing command is its one error line."""
+    from absl import logging as absl_logging  # app.run has made its handler the root logger's
+    absl_logging.get_absl_handler().python_handler.stream = _Stdout()
 
 
 def run_dir() -> str | None:

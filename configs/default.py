@@ -22,7 +22,7 @@ def get_config() -> config_dict.ConfigDict:
     config.debug = False  # True -> wandb project 'llm_debug' instead of 'llm'
     config.random_seed = 200  # repetition r draws its examples with seed random_seed + r
     config.experiment_name = 'change-labels'  # stored with the run
-    config.note = 'None'  # free text, stored with the run (runs.md uses it to name the experiment)
+    config.note = 'None'  # free text, stored with the run and in its default folder name ('None': left out)
     config.n_repeats = 15  # repetitions: independent draws of in-context examples
 
     config.experiment = config_dict.ConfigDict()
@@ -48,7 +48,7 @@ def get_config() -> config_dict.ConfigDict:
     data.use_validation_if_possible = True  # query from the validation split where there is one
     data.reverse_labels = False  # rotate class names by one: names[(i + 1) % n]
     data.use_model_preds_as_labels = False  # not supported: the original never filled the predictions
-    data.class_names = config_dict.placeholder(list)  # None -> every variant of CLASS_NAMES in turn
+    data.class_names = config_dict.placeholder(list)  # one name per class; None -> the CLASS_NAMES variants
     data.answer_string = config_dict.placeholder(str)  # None -> 'Answer'
     data.prompt_string = config_dict.placeholder(str)  # text before the examples; 'TRIGGER_FLIP' expands
     data.data_dir = config_dict.placeholder(str)  # local copy of the data; None -> $ICL_DATA_DIR, else hub

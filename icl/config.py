@@ -4,8 +4,12 @@ Overrides follow the original tool (SPEC.md section 1): values are auto-typed
 (true/false -> bool, then int, then float, else str; a value with a comma is a list),
 but unlike the original an unknown key or a wrongly typed value is an error.
 """
+import ast
 import difflib
+import importlib.machinery
 import importlib.util
+import io
+import tokenize
 from pathlib import Path
 from typing import Any
 
@@ -18,15 +22,64 @@ DEFAULT_CONFIG = REPO_ROOT / 'configs' / 'default.py'
 
 
 def load_config(path: str | Path = DEFAULT_CONFIG) -> config_dict.ConfigDict:
-    """Return `get_config()` of an ml_collections config file."""
+    """Return `get_config()` of an ml_collections config file; one UsageError line for anything else."""
     path = Path(path)
     if not path.is_file():
         choices = ', '.join(sorted(p.name for p in (REPO_ROOT / 'configs').glob('*.py')))
         raise UsageError(f"config file '{path}' not found; configs/ holds: {choices}")
-    spec = importlib.util.spec_from_file_location(f'_icl_config_{path.stem}', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.get_config()
+    loader = importlib.machinery.SourceFileLoader(f'_icl_config_{path.stem}', str(path))  # any suffix
+    module = importlib.util.module_from_spec(importlib.util.spec_from_loader(loader.name, loader))
+    hint = 'a config file is Python defining get_config() that returns an ml_collections ConfigDict'
+    try:
+        loader.exec_module(module)
+    except Exception as error:  # noqa: BLE001 - whatever the file does wrong, the user gets one line
+        raise UsageError(f"config file '{path}' could not be loaded ({type(error).__name__}: "
+                         f"{str(error).splitlines()[0] if str(error) else ''}); {hint}") from None
+    if not callable(getattr(module, 'get_config', None)):
+        raise UsageError(f"config file '{path}' has no get_config(); {hint}")
+    try:
+        config = module.get_config()
+    except Exception as error:  # noqa: BLE001
+        raise UsageError(f"get_config() of config file '{path}' failed ({type(error).__name__}: {error}); "
+                         f'{hint}') from None
+    if not isinstance(config, config_dict.ConfigDict):
+        raise UsageError(f"get_config() of config file '{path}' returned a {type(config).__name__}, not a "
+                         'ConfigDict')
+    return config
+
+
+def key_descriptions(path: str | Path = DEFAULT_CONFIG) -> dict[str, str]:
+    """{dotted key: its line comment} from a config file's source (`data = config.dataset.config` aliases
+    included): what `--help_keys` shows next to each default."""
+    source = Path(path).read_text()
+    comments = {token.start[0]: token.string.lstrip('#').strip()
+                for token in tokenize.generate_tokens(io.StringIO(source).readline) if token.type == tokenize.COMMENT}
+    aliases, descriptions = {}, {}
+    for node in ast.walk(ast.parse(source)):
+        if not isinstance(node, ast.Assign):
+            continue
+        paths = [dotted for dotted in (_dotted(target, aliases) for target in node.targets) if dotted]
+        for target in node.targets:
+            if isinstance(target, ast.Name) and paths:  # data = config.dataset.config = ...
+                aliases[target.id] = paths[0]
+        for dotted in paths:
+            if node.end_lineno in comments:
+                descriptions[dotted] = comments[node.end_lineno]
+    return descriptions
+
+
+def _dotted(node: ast.expr, aliases: dict[str, str]) -> str | None:
+    """'dataset.config.x' for the target `config.dataset.config.x` (or `data.x` with data an alias)."""
+    names = []
+    while isinstance(node, ast.Attribute):
+        names.append(node.attr)
+        node = node.value
+    if not isinstance(node, ast.Name):
+        return None
+    if not names or (node.id != 'config' and node.id not in aliases):
+        return None
+    root = [aliases[node.id]] if node.id in aliases else []
+    return '.'.join(root + names[::-1])
 
 
 def base_config() -> config_dict.ConfigDict:

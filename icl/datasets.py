@@ -49,6 +49,9 @@ def binary_variants(default: list[str]) -> dict[str, list[str]]:
 def class_names_mode() -> str:
     """The CLASS_NAMES environment variable (unset means ALL); any other value is an error."""
     mode = os.environ.get(CLASS_NAMES_ENV) or 'ALL'
+    if mode == 'DEFAULT':  # the original README's value
+        raise UsageError("CLASS_NAMES='DEFAULT' is not valid: the original tool treated it as ALL (every variant), "
+                         'DEFAULT_ONLY is probably meant; use one of ' + ', '.join(CLASS_NAMES_MODES))
     if mode not in CLASS_NAMES_MODES:
         raise UsageError(f"CLASS_NAMES='{mode}' is not valid; use one of {', '.join(CLASS_NAMES_MODES)} "
                          '(or leave it unset for ALL)')

@@ -7,6 +7,7 @@ config is resumed where it stopped; under `accelerate launch` or `torchrun` the 
 split the repetitions between them.
 """
 import contextlib
+import copy
 import dataclasses
 import datetime
 import errno
@@ -21,13 +22,13 @@ import pandas as pd
 from ml_collections import config_dict
 from tqdm.auto import tqdm
 
-from icl import analysis, loaders, models, results, scoring
+from icl import analysis, hypotheses, loaders, models, results, scoring
 from icl.config import flatten, to_dict, validate
 from icl.datasets import BaseDataset, class_names_mode, dataset_class
 from icl.errors import RunStopped, UsageError
 from icl.probs import calibrate, class_log_probs
 from icl.processes import from_main, process_gpus, processes, wait_for_parts
-from icl.prompts import Prompt
+from icl.prompts import Prompt, change_points
 from icl.rundir import RunDir, default_run_dir, inspect_run_dir, lock_run_dir, start_run_dir, write_record
 
 LIVE_CURVES = 20  # mean curves logged to wandb this often during a run, so long runs can be watched
@@ -47,6 +48,8 @@ class Plan:
     context: int  # tokens the model attends to
     longest_prompt: int  # tokens (see longest_prompt())
     examples_per_prompt: int  # in-context examples (one fewer with inputs_off_by_one)
+    flips: list[bool] = dataclasses.field(default_factory=list)  # per in-context example: flipped label?
+    scanned_repetitions: int = 0  # longest_prompt looked at repetitions 0..scanned_repetitions - 1
 
     @property
     def num_prompts(self) -> int:
@@ -73,35 +76,98 @@ def query_prompts(data: BaseDataset) -> list[tuple[int, Prompt]]:
 
 load_tokenizer = functools.lru_cache(maxsize=4)(models.load_tokenizer)  # plan() of many configs in one process
 LONGEST_CANDIDATES = 8  # repetitions whose prompts longest_prompt() tokenises
+SCANNED_EXAMPLES = 70_000  # longest_prompt() builds at most this many examples' prompts (500 x 140: runs.md's most)
+SCANNED_REPETITIONS = 1_000  # ... of at most this many repetitions (~1 ms each; runs.md has at most 500)
+FIRST_EXAMPLES = 256  # first_examples_tokens() tokenises a prompt's first examples, 4x more at a time
+LONGEST_QUERIES = 2  # longest_prompt() builds the prompts of a draw's longest queries only (ag_news: 7,600)
 
 
 def first_query_prompt(data: BaseDataset) -> Prompt:
     return data.build_prompt(data.get_feature(data.test_data[data.test_indices[0]]))
 
 
-def longest_prompt(config: config_dict.ConfigDict, variants: dict[str, list[str]], tokenizer) -> int:
+def scanned_repetitions(config: config_dict.ConfigDict) -> int:
+    """How many repetitions longest_prompt() looks at: all, unless they are more than SCANNED_REPETITIONS or
+    would build more than SCANNED_EXAMPLES examples (the plan must take seconds whatever n_repeats)."""
+    per_repetition = max(1, config.dataset.config.num_prompt_examples)
+    return min(config.n_repeats, max(LONGEST_CANDIDATES, min(SCANNED_REPETITIONS, SCANNED_EXAMPLES // per_repetition)))
+
+
+def first_examples_tokens(data: BaseDataset, tokenizer, limit: int) -> tuple[int, int]:
+    """(tokens, examples) of the first query prompt of `data`, built from its first examples only, 4x more
+    at a time, until the prompt is whole or already longer than `limit` tokens: a prompt of a million
+    examples is never built. `data` is left as it was (its random-label draws included)."""
+    indices, k = data.fewshot_indices, FIRST_EXAMPLES
+    while True:
+        trial = copy.copy(data)
+        trial.fewshot_indices, trial.rng = indices[:k], copy.deepcopy(data.rng)  # the same labels as the whole
+        prompt = first_query_prompt(trial)
+        tokens = len(tokenizer(prompt.text, add_special_tokens=True)['input_ids'])
+        if tokens > limit or k >= len(indices):
+            return tokens, prompt.num_examples
+        k *= 4
+
+
+def longest_prompt(config: config_dict.ConfigDict, variants: dict[str, list[str]], tokenizer,
+                   context: int | None = None) -> int:
     """Tokens of the longest prompt, tokenising only likely candidates (all of a 500-repetition
     run would take seconds; scoring checks every prompt again): in the repetitions whose first
-    default prompt is longest in characters, each variant's longest query prompt."""
-    chars = [len(first_query_prompt(make_dataset(config, r, None)).text) for r in range(config.n_repeats)]
+    default prompt is longest in characters, each variant's prompts of the longest queries. Only the first
+    scanned_repetitions() repetitions are looked at. With a `context`, a UsageError as soon as
+    the first prompt's first examples exceed it (before any long prompt is built)."""
+    if context is not None:
+        examples = config.dataset.config.num_prompt_examples
+        for names in variants.values():
+            tokens, shown = first_examples_tokens(make_dataset(config, 0, names), tokenizer, context)
+            if tokens > context:
+                first = f'the first {shown} examples of a prompt take' if shown < examples else 'a prompt has'
+                raise UsageError(f'{first} {tokens} tokens but {config.model.name} attends to {context}; '
+                                 f'use fewer than {examples} examples')
+    chars = [len(first_query_prompt(make_dataset(config, r, None)).text) for r in range(scanned_repetitions(config))]
     candidates = np.argsort(chars, kind='stable')[::-1][:LONGEST_CANDIDATES]
-    texts = [max((prompt.text for _, prompt in query_prompts(make_dataset(config, int(r), names))), key=len)
-             for r in candidates for names in variants.values()]
+    texts = [prompt.text for r in candidates for names in variants.values()
+             for prompt in longest_query_prompts(make_dataset(config, int(r), names))]
     return max(len(ids) for ids in tokenizer(texts, add_special_tokens=True)['input_ids'])
 
 
+def longest_query_prompts(data: BaseDataset) -> list[Prompt]:
+    """The prompts of the LONGEST_QUERIES queries of a draw with the longest text (all of them: hours for
+    thousands of queries)."""
+    features = [data.get_feature(data.test_data[i]) for i in data.test_indices]
+    longest = sorted(features, key=lambda feature: len(str(feature)), reverse=True)[:LONGEST_QUERIES]
+    return [data.build_prompt(feature) for feature in longest]
+
+
+def check_class_names(config: config_dict.ConfigDict, klass: type[BaseDataset]) -> None:
+    """dataset.config.class_names: one string per class of the dataset (a third name on a binary
+    dataset would be shown for flipped labels)."""
+    names, dataset = config.dataset.config.class_names, config.dataset.name
+    if names is None:
+        return
+    classes = klass.variants['default']
+    if not all(isinstance(name, str) for name in names):
+        raise UsageError(f'dataset.config.class_names={list(names)} must be names (text), e.g. '
+                         f"[{','.join(classes)}] for {dataset}")
+    if len(names) != len(classes):
+        raise UsageError(f'dataset.config.class_names={list(names)} has {len(names)} names but {dataset} has '
+                         f"{len(classes)} classes ({', '.join(classes)}); give {len(classes)} names")
+
+
 def plan(config: config_dict.ConfigDict) -> Plan:
-    """Validate a config without loading model weights; UsageError on any problem."""
+    """Validate a config without loading model weights; UsageError on any problem. Takes seconds whatever
+    n_repeats and num_prompt_examples (see longest_prompt)."""
     validate(config)
     class_names_mode()
     klass = dataset_class(config.dataset.name)
+    check_class_names(config, klass)
     if config.dataset.config.class_names is not None:
         variants = {'custom': list(config.dataset.config.class_names)}
     else:
         variants = klass.class_name_variants
+    spec = models.resolve(config.model.name)
+    models.check_cache(spec)  # before the data: an unwritable cache fails in seconds
     first = make_dataset(config, 0, None)  # loads the data: missing files fail here
     classes = sorted({*klass.all_classes, *(n for names in variants.values() for n in names)})
-    spec = models.resolve(config.model.name)
     models.resolve_dtype(config.model.dtype)
     tokenizer = load_tokenizer(spec)
     label_tokens = scoring.label_tokens(tokenizer, first, classes)
@@ -109,27 +175,98 @@ def plan(config: config_dict.ConfigDict) -> Plan:
         label_tokens.check_variant(variant, names)
     model_config = models.load_model_config(spec)
     context = models.context_length(model_config)
-    longest = longest_prompt(config, variants, tokenizer)
+    longest = longest_prompt(config, variants, tokenizer, context)
     if longest > context:
         raise UsageError(f'the longest prompt has {longest} tokens but {config.model.name} attends to {context}; '
                          f'use fewer than {config.dataset.config.num_prompt_examples} examples')
+    examples = len(first.fewshot_indices) - 1 if first.inputs_off_by_one else len(first.fewshot_indices)
     return Plan(config=config, variants=variants, label_tokens=label_tokens, model_spec=spec, tokenizer=tokenizer,
-                model_config=model_config, context=context, longest_prompt=longest,
-                examples_per_prompt=first_query_prompt(first).num_examples)
+                model_config=model_config, context=context, longest_prompt=longest, examples_per_prompt=examples,
+                flips=first.label_rule.flips(examples), scanned_repetitions=scanned_repetitions(config))
+
+
+def spans(positions) -> str:
+    """'2, 4, 6' or '10-19' or '0-9, 20-29': consecutive positions as ranges; the first 8 ranges, then a count."""
+    positions = [int(p) for p in positions]
+    if not positions:
+        return 'none'
+    ranges, start = [], positions[0]
+    for before, after in zip(positions, positions[1:] + [None]):
+        if after != before + 1:
+            ranges.append(str(start) if start == before else f'{start}-{before}')
+            start = after
+    shown = ', '.join(ranges[:8])
+    return shown if len(ranges) <= 8 else f'{shown}, ... ({len(positions)} positions)'
+
+
+ALPHA = 0.05  # the level the plan checks the tests against (the report's default)
+
+
+def hypothesis_lines(p: Plan) -> list[str]:
+    """The plan's label schedule, the positions each null hypothesis is tested at, whether n_repeats
+    can reject at ALPHA, and a warning where this run cannot serve a test it is made for."""
+    n, examples = p.config.n_repeats, p.examples_per_prompt
+    late = hypotheses.late_positions(examples)
+    lines = []
+    if any(p.flips):
+        flipped = [i for i, f in enumerate(p.flips) if f]
+        lines.append(f'labels         flipped at examples {spans(flipped)} of 0-{examples - 1} '
+                     f'(change points: {spans(change_points(p.flips))})')
+    if len(p.variants) > 1:
+        lines.append(f'NH1, NH2       tested at positions {spans(late)} (the last {len(late)})')
+    else:
+        lines.append(f'NH1            tested at positions {spans(late)} (the last {len(late)})')
+        lines.append(f'NH2            not from this run: it scores one set of names ({", ".join(p.variants)}); '
+                     'CLASS_NAMES=ALL or DEFAULT_AND_FLIP add the others')
+    if any(p.flips):
+        equal = hypotheses.equal_count_positions(p.flips)
+        if len(equal):
+            lines.append(f'NH3            tested at positions {spans(equal)} (as many flipped as unflipped labels '
+                         'before)')
+        else:
+            lines.append('warning        NH3 impossible: no position follows equally many flipped and unflipped '
+                         'labels; flip after fewer than half the examples (runs.md: 60 of 140)')
+        if 0 < len(equal) < 3:
+            lines.append(f'warning        NH3 would rest on {len(equal)} position(s) only: a weak comparison')
+    smallest = hypotheses.smallest_p_value(min(n, 64))  # 2**n is exact only to n = 13; no need to compute 2**1e11
+    if smallest >= ALPHA:
+        lines.append(f'tests          cannot reject at {ALPHA} with n={n}; need ≥ '
+                     f'{hypotheses.repetitions_needed(ALPHA)} repetitions (smallest possible p: {smallest:.4g})')
+    else:
+        lines.append(f'tests          paired over {n} repetitions: smallest possible p {smallest:.4g} < {ALPHA}')
+    return lines
 
 
 def describe_plan(p: Plan) -> str:
     c = p.config
     dtype = models.dtype_name(models.resolve_dtype(c.model.dtype))
     source = p.model_spec.source or p.model_spec.package
+    scanned = '' if p.scanned_repetitions >= c.n_repeats else \
+        f' (of repetitions 0-{p.scanned_repetitions - 1}; scoring checks every prompt)'
     return '\n'.join([
         f'dataset        {c.dataset.name} ({c.dataset.config.num_prompt_examples} examples per prompt)',
         f'CLASS_NAMES    {class_names_mode()}: {", ".join(p.variants)}',
         f'model          {c.model.name} ({source}, dtype {c.model.dtype}: {dtype})',
         f'prompts        {c.n_repeats} repetitions x {len(p.variants)} variants = {p.num_prompts}',
-        f'longest prompt {p.longest_prompt} tokens of {p.context}',
+        f'longest prompt {p.longest_prompt} tokens of {p.context}{scanned}',
         f'label tokens   {", ".join(f"{n}={t!r}" for n, t in zip(p.label_tokens.classes, p.label_tokens.tokens))}',
+        *hypothesis_lines(p),
     ])
+
+
+def example_prompts(p: Plan) -> str:
+    """The first query prompt of each variant (repetition 0), exactly the text that is scored."""
+    blocks = []
+    for variant, names in p.variants.items():
+        prompt = first_query_prompt(make_dataset(p.config, 0, names))  # query_prompts()' first, as scored
+        blocks.append(f'=== variant {variant} ({" / ".join(names)}): repetition 0, first query; '
+                      f'the model predicts the token after the last line ===\n{prompt.text}\n')
+    return '\n'.join(blocks)
+
+
+def write_example_prompts(p: Plan, run_dir: Path) -> None:
+    """prompts.txt in the run directory: example_prompts(), to see what the model was shown."""
+    (run_dir / 'prompts.txt').write_text(example_prompts(p))
 
 
 def versions() -> dict:
@@ -178,7 +315,8 @@ def repetition_rows(p: Plan, scorer: scoring.Scorer, repetition: int, priors: di
     return rows
 
 
-def run(config: config_dict.ConfigDict, run_dir: str | Path | None = None, dry_run: bool = False) -> Path | None:
+def run(config: config_dict.ConfigDict, run_dir: str | Path | None = None, dry_run: bool = False,
+        show_prompt: bool = False) -> Path | None:
     """Run the experiment described by `config`; returns the run directory (None for a dry run).
 
     An existing run directory of the same config and data is resumed after its last complete
@@ -189,6 +327,8 @@ def run(config: config_dict.ConfigDict, run_dir: str | Path | None = None, dry_r
     """
     p = plan(config)
     state = processes()
+    if show_prompt and state.is_main_process:
+        print(example_prompts(p))
     try:
         return run_planned(p, state, Path(run_dir) if run_dir else None, dry_run)
     finally:
@@ -212,7 +352,9 @@ def run_planned(p: Plan, state, run_dir: Path | None, dry_run: bool) -> Path | N
             # under the lock, the folder is checked again: another launch may have written to it meanwhile
             held.enter_context(lock_run_dir(run_dir))
             found = inspect_run_dir(run_dir, record, **dir_checks(p))
-            return found, open_tracked_run(p, found, record)
+            tracker = open_tracked_run(p, found, record)
+            write_example_prompts(p, run_dir)
+            return found, tracker
         found, tracker = in_main(state, start) or (None, None)
         try:
             return score_and_finish(p, state, run_dir, found, tracker)

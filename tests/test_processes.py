@@ -73,15 +73,15 @@ def test_two_processes_split_the_repetitions_and_give_the_single_process_table(s
 
     done = launch(accelerate_launch(2), run_dir)
 
-    assert 'Process 0 of 2 scores repetitions [0, 2, 4]' in done.stderr
-    assert 'Process 1 of 2 scores repetitions [1, 3]' in done.stderr
+    assert 'Process 0 of 2 scores repetitions [0, 2, 4]' in done.stdout  # log lines go to stdout
+    assert 'Process 1 of 2 scores repetitions [1, 3]' in done.stdout  # log lines go to stdout
     assert done.stdout.count(f'Results in {run_dir} ') == 1  # process 0 alone summarises, once all parts exist:
     assert done.stdout.count(f'({REPEATS} repetitions)') == 2  # default and flip
     assert_same_table(run_dir, single)
     assert json.loads((run_dir / 'setup.json').read_text())['timing']['processes'] == 2
     record = json.loads((run_dir / 'config.json').read_text())
     assert record['config']['n_repeats'] == REPEATS and 'resumed' not in record
-    assert sorted(p.name for p in run_dir.iterdir()) == ['.lock', 'config.json', 'results', 'setup.json']
+    assert sorted(p.name for p in run_dir.iterdir()) == ['.lock', 'config.json', 'prompts.txt', 'results', 'setup.json']
 
 
 def test_resuming_with_two_processes_splits_what_is_left(single, tmp_path):
@@ -93,8 +93,8 @@ def test_resuming_with_two_processes_splits_what_is_left(single, tmp_path):
 
     done = launch(torchrun(2), run_dir)
 
-    assert 'Process 0 of 2 scores repetitions [1, 4]' in done.stderr
-    assert 'Process 1 of 2 scores repetitions [2]' in done.stderr
+    assert 'Process 0 of 2 scores repetitions [1, 4]' in done.stdout  # log lines go to stdout
+    assert 'Process 1 of 2 scores repetitions [2]' in done.stdout  # log lines go to stdout
     assert {r: results.part_path(run_dir, r).stat().st_mtime_ns for r in (0, 3)} == kept
     assert_same_table(run_dir, single)
     assert len(json.loads((run_dir / 'config.json').read_text())['resumed']) == 1

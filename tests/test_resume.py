@@ -80,7 +80,7 @@ def test_sigkill_mid_run_then_resume_gives_the_uninterrupted_table(uninterrupted
 
     resumed = run_process(run_dir)
 
-    assert f'Resuming {run_dir}: {len(survived)} of {REPEATS} repetitions done' in resumed.stderr
+    assert f'Resuming {run_dir}: {len(survived)} of {REPEATS} repetitions done' in resumed.stdout
     assert {r: results.part_path(run_dir, r).stat().st_mtime_ns for r in survived} == kept  # not scored again
     assert_same_table(run_dir, uninterrupted)
     record = json.loads((run_dir / 'config.json').read_text())
