@@ -76,9 +76,14 @@ def old_class_names() -> bool:
     return value == 'TRUE'
 
 
+def uses_old_class_names(name: str) -> bool:
+    """Does dataset `name` show the original's yes/no names here (OLD_CLASS_NAMES=TRUE and it has them)?"""
+    return old_class_names() and dataset_class(name).old_variants is not None
+
+
 def old_class_names_note(name: str) -> str | None:
     """The plan's note when OLD_CLASS_NAMES=TRUE changes nothing for dataset `name`."""
-    if old_class_names() and dataset_class(name).old_variants is None:
+    if old_class_names() and not uses_old_class_names(name):
         return f'OLD_CLASS_NAMES=TRUE changes nothing for {name} (only for {", ".join(OLD_NAME_DATASETS)})'
     return None
 

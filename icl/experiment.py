@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 
 from icl import analysis, models, results, scoring
 from icl.config import noop_settings, to_dict, validate
-from icl.datasets import BaseDataset, class_names_mode, dataset_class, old_class_names, old_class_names_note
+from icl.datasets import BaseDataset, class_names_mode, dataset_class, old_class_names_note, uses_old_class_names
 from icl.errors import UsageError
 from icl.probs import calibrate, class_log_probs
 from icl.processes import from_main, process_gpus, processes, wait_for_parts
@@ -148,7 +148,7 @@ def versions() -> dict:
 def run_record(p: Plan) -> dict:
     """config.json: what produced the run (resume compares it)."""
     return {'config': to_dict(p.config), 'class_names_env': class_names_mode(),
-            'old_class_names': old_class_names(),
+            'old_class_names': uses_old_class_names(p.config.dataset.name),
             'dtype': models.dtype_policy(p.config.model.name, p.config.model.dtype)[0],
             'model': models.describe(p.model_spec, p.model_config), 'versions': versions(),
             'command': sys.argv, 'created': datetime.datetime.now().isoformat(timespec='seconds')}

@@ -12,10 +12,11 @@ SHARED_DATA = REPO_ROOT.parent / 'shared' / 'data'
 
 @pytest.fixture(autouse=True)
 def _isolated_env(monkeypatch):
-    """No test talks to wandb's servers or depends on the caller's CLASS_NAMES."""
+    """No test talks to wandb's servers or depends on the caller's CLASS_NAMES or OLD_CLASS_NAMES."""
     monkeypatch.setenv('WANDB_MODE', os.environ.get('ICL_TEST_WANDB_MODE', 'disabled'))
     monkeypatch.setenv('WANDB_SILENT', 'true')
     monkeypatch.delenv('CLASS_NAMES', raising=False)
+    monkeypatch.delenv('OLD_CLASS_NAMES', raising=False)
 
 
 @pytest.fixture(scope='session')
