@@ -7,6 +7,7 @@ header is padding.
 """
 import json
 import struct
+import time
 from pathlib import Path
 
 from wandb.proto import wandb_internal_pb2
@@ -28,6 +29,8 @@ def records(path: Path):
         if kind == 0:  # zero padding to the end of the block
             pos += left
             continue
+        if pos + HEADER + length > len(data):  # still being written
+            return
         pending += data[pos + HEADER:pos + HEADER + length]
         pos += HEADER + length
         if kind in (FULL, LAST):
@@ -41,11 +44,21 @@ def _items(items) -> dict:
     return {item.key or '/'.join(item.nested_key): json.loads(item.value_json) for item in items}
 
 
+def finished_records(path: Path, timeout_s: float = 60) -> list:
+    """The records once the run's exit record is on disk (wandb's service may still be writing after finish())."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        found = list(records(path))
+        if any(record.WhichOneof('record_type') == 'exit' for record in found) or time.monotonic() > deadline:
+            return found
+        time.sleep(0.2)
+
+
 def offline_run(run_dir: Path) -> dict:
     """{'history': [row, ...], 'summary': {...}, 'config': {...}} of the one offline run under run_dir/wandb."""
     [path] = Path(run_dir).glob('wandb/offline-run-*/run-*.wandb')
     history, summary, config = [], {}, {}
-    for record in records(path):
+    for record in finished_records(path):
         kind = record.WhichOneof('record_type')
         if kind == 'history':
             history.append(_items(record.history.item))
