@@ -91,3 +91,9 @@ def test_a_workdir_under_a_file_cannot_be_created(tmp_path):
     (tmp_path / 'file').write_text('x')
     with pytest.raises(UsageError, match=r"cannot create run directory .*'.*file' is not a folder"):
         inspect(tmp_path / 'file' / 'run', record())
+
+
+def test_a_resume_with_other_old_class_names_is_refused():
+    """OLD_CLASS_NAMES=TRUE changes the names a run of mrpc, wnli, rte, ... shows: no mixing in one table."""
+    assert config_differences(record(), {**record(), 'old_class_names': True}) == {'OLD_CLASS_NAMES': (False, True)}
+    assert config_differences({**record(), 'old_class_names': False}, record()) == {}  # records before the key
