@@ -208,8 +208,10 @@ def noop_settings(config: config_dict.ConfigDict) -> list[str]:
                       flip_labels_multi_lim=data.flip_labels_multi_lim).flips(n)
     manipulations = [f'{key}{name}' for name in ('random_labels', 'flip_labels_after_halfway', 'flip_labels_multi',
                                                  'reverse_labels', 'inputs_off_by_one') if data[name]]
-    manipulations += [f'{key}flip_labels_after={data.flip_labels_after}'] * (data.flip_labels_after != -1)
-    manipulations += [f'{key}replace_labels_by={data.replace_labels_by!r}'] * bool(data.replace_labels_by)
+    if data.flip_labels_after != -1:
+        manipulations.append(f'{key}flip_labels_after={data.flip_labels_after}')
+    if data.replace_labels_by:
+        manipulations.append(f'{key}replace_labels_by={data.replace_labels_by!r}')
     notes = []
     if n == 0:
         notes.append(f'{key}num_prompt_examples=0: zero-shot, each prompt is the query alone' +
