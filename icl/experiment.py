@@ -129,11 +129,12 @@ def plan(config: config_dict.ConfigDict) -> Plan:
 def describe_plan(p: Plan) -> str:
     c = p.config
     dtype, why = models.dtype_policy(c.model.name, c.model.dtype)
+    dtype += f', {why}' if c.model.dtype == 'auto' else ''  # why auto chose it
     source = p.model_spec.source or p.model_spec.package
     return '\n'.join([
         f'dataset        {c.dataset.name} ({c.dataset.config.num_prompt_examples} examples per prompt)',
         f'CLASS_NAMES    {class_names_mode()}: {", ".join(p.variants)}',
-        f'model          {c.model.name} ({source}, dtype {c.model.dtype}: {dtype}, {why})',
+        f'model          {c.model.name} ({source}, dtype {c.model.dtype}: {dtype})',
         f'prompts        {c.n_repeats} repetitions x {len(p.variants)} variants = {p.num_prompts}',
         f'longest prompt {p.longest_prompt} tokens of {p.context}',
         f'label tokens   {", ".join(f"{n}={t!r}" for n, t in zip(p.label_tokens.classes, p.label_tokens.tokens))}',

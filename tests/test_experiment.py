@@ -315,3 +315,15 @@ def test_zero_shot_run_scores_the_query_alone(tmp_path, smollm2_fp32, smollm2_to
         correct.append(np.argmax(row.query_log_probs_calibrated) == row.true_label)
     assert capsys.readouterr().out.endswith(
         f'(zero-shot: query accuracy):\n  default      acc {np.mean(correct):.2f}   (2 repetitions)\n')
+
+
+def test_plan_notes_name_settings_that_change_nothing(monkeypatch):
+    monkeypatch.setenv('OLD_CLASS_NAMES', 'TRUE')
+    config = icl_config.apply_overrides(icl_config.base_config(), [*TINY, ('dataset.config.flip_labels_multi', 'true')])
+    assert experiment.plan_notes(config) == [
+        'dataset.config.flip_labels_multi=True changes nothing without flip_labels_after or flip_labels_after_halfway '
+        '(nothing is flipped)',
+        'OLD_CLASS_NAMES=TRUE changes nothing for tiny_sentiment (only for medical_questions_pairs, mrpc, wnli, rte, '
+        'hate_speech)']
+    monkeypatch.setenv('OLD_CLASS_NAMES', 'FALSE')
+    assert experiment.plan_notes(icl_config.apply_overrides(icl_config.base_config(), TINY)) == []
