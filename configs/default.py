@@ -30,7 +30,7 @@ def get_config() -> config_dict.ConfigDict:
 
     config.model = config_dict.ConfigDict()
     config.model.name = 'smollm2-135m'  # registry name (icl/models.py), hub id or local folder
-    config.model.dtype = 'auto'  # auto | float32 | bfloat16 | float16; auto = bf16 where matmuls are native
+    config.model.dtype = 'auto'  # auto | float32 | bfloat16 | float16; auto = the paper's for its models, else native
     config.model.batch_size = config_dict.FieldReference('auto', field_type=object)  # int; auto: GPU fits, CPU 1
     config.model.calibrate = True  # query prediction divided by the content-free prior
     config.model.config = config_dict.ConfigDict()
@@ -44,7 +44,7 @@ def get_config() -> config_dict.ConfigDict:
 
     data = config.dataset.config = config_dict.ConfigDict()
     data.num_test_samples = 1  # queries scored after the in-context examples
-    data.num_prompt_examples = 20  # in-context examples per prompt
+    data.num_prompt_examples = 20  # in-context examples per prompt (0: zero-shot, the query alone)
     data.use_validation_if_possible = True  # query from the validation split where there is one
     data.reverse_labels = False  # rotate class names by one: names[(i + 1) % n]
     data.use_model_preds_as_labels = False  # not supported: the original never filled the predictions

@@ -54,7 +54,7 @@ def position_metrics(table: pd.DataFrame, setup: dict, choose_logits: str | None
     if labels not in LABEL_COLUMNS:
         raise UsageError(f"labels='{labels}' is not valid; choose one of {', '.join(LABEL_COLUMNS)}")
     frames = []
-    context = table[~table['is_query']]
+    context = table[~table['is_query'] & (table.get('query', 0) == 0)]  # the first query's prompt, as the original
     for variant, group in context.groupby('variant', sort=False):
         names = setup['variants'][choose_logits or variant]
         columns = class_columns(setup['all_classes'], names, invert_logits)

@@ -16,6 +16,7 @@ from typing import Any
 from ml_collections import config_dict
 
 from icl.errors import UsageError
+from icl.prompts import LabelRule, resolved_flip_after
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = REPO_ROOT / 'configs' / 'default.py'
@@ -196,37 +197,50 @@ def to_dict(config: config_dict.ConfigDict) -> dict:
     return config.to_dict()
 
 
-def flatten(tree: dict, prefix: str = '') -> dict:
-    """Nested dict -> {'a.b': value} (how wandb shows the config)."""
+def flatten(tree: dict, prefix: str = '', separator: str = '.') -> dict:
+    """Nested dict -> {'a.b': value} (the flags' names; separator '_' gives the original's wandb keys)."""
     flat = {}
     for name, value in tree.items():
         if isinstance(value, dict):
-            flat.update(flatten(value, f'{prefix}{name}.'))
+            flat.update(flatten(value, f'{prefix}{name}{separator}', separator))
         else:
             flat[f'{prefix}{name}'] = value
     return flat
 
 
 def validate(config: config_dict.ConfigDict) -> None:
-    """Check values that types alone do not catch; UsageError names the key and the valid range."""
+    """Check values that types alone do not catch; UsageError names the key and the valid range.
+
+    Settings the original accepted are accepted with its meaning, even where they change nothing
+    (noop_settings() lists those); only what it could not run, or ran wrongly, is refused.
+    """
     data = config.dataset.config
-    counts = {'n_repeats': config.n_repeats, 'dataset.config.num_prompt_examples': data.num_prompt_examples,
-              'dataset.config.num_test_samples': data.num_test_samples}
-    for key, value in counts.items():
-        if value < 1:
-            raise UsageError(f"{key}={value} must be at least 1")
+    counts = {'n_repeats': (config.n_repeats, 1), 'dataset.config.num_prompt_examples': (data.num_prompt_examples, 0),
+              'dataset.config.num_test_samples': (data.num_test_samples, 1)}
+    for key, (value, least) in counts.items():
+        if value < least:
+            raise UsageError(f"{key}={value} must be at least {least}")
     if config.random_seed < 0:  # numpy's generators take no negative seeds
         raise UsageError(f'random_seed={config.random_seed} must be 0 or more')
     n = data.num_prompt_examples
-    if data.flip_labels_after != -1 and not 0 <= data.flip_labels_after < n:
+    if data.flip_labels_after < -1:
         raise UsageError(f'dataset.config.flip_labels_after={data.flip_labels_after} must be -1 (never) or an '
-                         f'example index 0..{n - 1} (num_prompt_examples={n})')
-    if data.flip_labels_multi and data.flip_labels_after < 1:
-        raise UsageError('dataset.config.flip_labels_multi=True needs dataset.config.flip_labels_after >= 1 '
-                         f'(got {data.flip_labels_after})')
+                         f'example index 0, 1, ... (num_prompt_examples={n}; from {n} on nothing is flipped)')
+    if data.flip_labels_after_halfway and data.flip_labels_after != -1:
+        raise UsageError('set either dataset.config.flip_labels_after_halfway=True or dataset.config.'
+                         f'flip_labels_after={data.flip_labels_after}, not both')
+    block = resolved_flip_after(n, data.flip_labels_after, data.flip_labels_after_halfway)
+    if data.flip_labels_multi and block == 0:  # the original divides by it
+        source = (f'flip_labels_after_halfway=True with num_prompt_examples={n} (blocks of {n} // 2 = 0)'
+                  if data.flip_labels_after_halfway else 'flip_labels_after=0')
+        raise UsageError(f'dataset.config.flip_labels_multi=True alternates in blocks of flip_labels_after examples '
+                         f'and needs blocks of at least 1; got {source}')
     if data.replace_labels_until_step < -1:
         raise UsageError(f'dataset.config.replace_labels_until_step={data.replace_labels_until_step} must be -1 '
                          'or an example index')
+    if data.inputs_off_by_one and n < 2:
+        raise UsageError(f'dataset.config.inputs_off_by_one=True drops the last example, so it needs '
+                         f'num_prompt_examples >= 2 (got {n})')
     if data.class_names is not None and (len(data.class_names) < 2 or len(set(map(str, data.class_names)))
                                          != len(data.class_names)):
         raise UsageError(f'dataset.config.class_names={data.class_names} needs at least two distinct names')
@@ -235,3 +249,44 @@ def validate(config: config_dict.ConfigDict) -> None:
     batch = config.model.batch_size
     if batch != 'auto' and not (isinstance(batch, int) and not isinstance(batch, bool) and batch >= 1):
         raise UsageError(f"model.batch_size={batch!r} must be a positive integer or 'auto'")
+
+
+def noop_settings(config: config_dict.ConfigDict) -> list[str]:
+    """One line per setting that changes nothing in this (validated) config, for the dry-run plan:
+    accepted, as the original accepted them, but worth knowing before paying for the run."""
+    data, n = config.dataset.config, config.dataset.config.num_prompt_examples
+    key = 'dataset.config.'
+    block = resolved_flip_after(n, data.flip_labels_after, data.flip_labels_after_halfway)
+    flips = LabelRule(num_classes=2, flip_labels_after=block, flip_labels_multi=data.flip_labels_multi,
+                      flip_labels_multi_lim=data.flip_labels_multi_lim).flips(n)
+    manipulations = [f'{key}{name}' for name in ('random_labels', 'flip_labels_after_halfway', 'flip_labels_multi',
+                                                 'reverse_labels', 'inputs_off_by_one') if data[name]]
+    if data.flip_labels_after != -1:
+        manipulations.append(f'{key}flip_labels_after={data.flip_labels_after}')
+    if data.replace_labels_by:
+        manipulations.append(f'{key}replace_labels_by={data.replace_labels_by!r}')
+    notes = []
+    if n == 0:
+        notes.append(f'{key}num_prompt_examples=0: zero-shot, each prompt is the query alone' +
+                     (f"; {', '.join(manipulations)} change nothing" if manipulations else ''))
+        return notes
+    if block != -1 and not any(flips):
+        why = (f'flip_labels_multi_lim={data.flip_labels_multi_lim}' if block < n
+               else f'it is not below num_prompt_examples={n}')
+        notes.append(f'{key}flip_labels_after={block}: no example is flipped ({why})')
+    if data.flip_labels_multi and block == -1:
+        notes.append(f'{key}flip_labels_multi=True changes nothing without flip_labels_after or '
+                     'flip_labels_after_halfway (nothing is flipped)')
+    elif data.flip_labels_multi and block > 0 and 2 * block >= n and any(flips):
+        notes.append(f'{key}flip_labels_multi=True changes nothing here: with blocks of {block} of {n} examples '
+                     'the labels flip once, as without it')
+    replacing = data.random_labels or data.replace_labels_by
+    if data.replace_labels_until_step != -1 and not replacing:
+        notes.append(f'{key}replace_labels_until_step={data.replace_labels_until_step} changes nothing without '
+                     'random_labels or replace_labels_by')
+    elif data.replace_labels_until_step == 0 and replacing:
+        notes.append(f'{key}replace_labels_until_step=0: no label is randomised or replaced')
+    elif data.replace_labels_until_step >= n and replacing:
+        notes.append(f'{key}replace_labels_until_step={data.replace_labels_until_step} >= num_prompt_examples={n}: '
+                     'changes nothing, every label is randomised or replaced')
+    return notes

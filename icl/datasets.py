@@ -28,6 +28,8 @@ from icl.prompts import (
 
 CLASS_NAMES_ENV = 'CLASS_NAMES'
 CLASS_NAMES_MODES = ('ALL', 'DEFAULT_ONLY', 'DEFAULT_AND_FLIP')
+OLD_CLASS_NAMES_ENV = 'OLD_CLASS_NAMES'  # TRUE: the original's yes/no names for paraphrase, entailment, hate speech
+OLD_CLASS_NAMES_VALUES = ('TRUE', 'FALSE')
 
 BINARY_REPLACEMENT_LABELS = {
     'rating_1': ['bad', 'good'],
@@ -44,6 +46,9 @@ BINARY_REPLACEMENT_LABELS = {
 def binary_variants(default: list[str]) -> dict[str, list[str]]:
     """default, flip (reversed default), then the shared binary replacement names."""
     return {'default': default, 'flip': default[::-1], **BINARY_REPLACEMENT_LABELS}
+
+
+YES_NO = binary_variants(['no', 'yes'])  # the original's names with OLD_CLASS_NAMES=TRUE
 
 
 def class_names_mode() -> str:
@@ -64,6 +69,28 @@ def select_variants(variants: dict[str, list[str]], flip_variant: str, mode: str
     return {name: list(variants[name]) for name in keep}
 
 
+def old_class_names() -> bool:
+    """OLD_CLASS_NAMES=TRUE (the original's switch); unset or FALSE: today's names; any other value is an error."""
+    value = os.environ.get(OLD_CLASS_NAMES_ENV) or 'FALSE'
+    if value not in OLD_CLASS_NAMES_VALUES:
+        raise UsageError(f"OLD_CLASS_NAMES='{value}' is not valid; use TRUE (the original's yes/no class names "
+                         'and prompts for mrpc, medical_questions_pairs, wnli, rte, hate_speech) or FALSE '
+                         '(or leave it unset)')
+    return value == 'TRUE'
+
+
+def uses_old_class_names(name: str) -> bool:
+    """Does dataset `name` show the original's yes/no names here (OLD_CLASS_NAMES=TRUE and it has them)?"""
+    return old_class_names() and dataset_class(name).old_variants is not None
+
+
+def old_class_names_note(name: str) -> str | None:
+    """The plan's note when OLD_CLASS_NAMES=TRUE changes nothing for dataset `name`."""
+    if old_class_names() and not uses_old_class_names(name):
+        return f'OLD_CLASS_NAMES=TRUE changes nothing for {name} (only for {", ".join(OLD_NAME_DATASETS)})'
+    return None
+
+
 _warned: set[str] = set()
 
 
@@ -78,7 +105,9 @@ class _ReadsClassNames(type):
 
     @property
     def class_name_variants(cls) -> dict[str, list[str]]:
-        return select_variants(cls.variants, cls.flip_variant, class_names_mode())
+        old = old_class_names()  # checked for every dataset: a wrong value is never ignored
+        variants = cls.old_variants if old and cls.old_variants is not None else cls.variants
+        return select_variants(variants, cls.flip_variant, class_names_mode())
 
     @property
     def all_classes(cls) -> list[str]:
@@ -93,6 +122,8 @@ class BaseDataset(metaclass=_ReadsClassNames):
     feature_name: str | list[str] = 'sentence'
     text_string: str | list[str] = 'Sentence'
     default_prompt_string: str | None = None
+    old_variants: dict[str, list[str]] | None = None  # with OLD_CLASS_NAMES=TRUE (the original's yes/no names)
+    old_prompt_string: str | None = None  # the default prompt with OLD_CLASS_NAMES=TRUE
     validation_split: str | None = None  # split used for queries when use_validation_if_possible
     test_split = 'test'
 
@@ -114,7 +145,7 @@ class BaseDataset(metaclass=_ReadsClassNames):
         self.dataset = self.load(data_dir)
         test_set_name = self.choose_test_split(use_validation_if_possible)
 
-        class_names = list(class_names) if class_names is not None else self.variants['default']
+        class_names = list(class_names) if class_names is not None else self.class_name_variants['default']
         if reverse_labels:
             class_names = rotated(class_names)
         self.class_names = class_names
@@ -147,10 +178,17 @@ class BaseDataset(metaclass=_ReadsClassNames):
 
         if prompt_string == 'TRIGGER_FLIP':
             prompt_string = trigger_flip_prompt(class_names)
-        self.prompt_string = prompt_prefix(self.default_prompt_string if use_default_prompt else None, prompt_string)
+        self.prompt_string = prompt_prefix(self.instruction() if use_default_prompt else None, prompt_string)
         self.format = ExampleFormat(
             text_string=self.text_string if isinstance(self.text_string, str) else tuple(self.text_string),
             answer_string=self.answer_string, fix_space_bug=fix_space_bug)
+
+    @classmethod
+    def instruction(cls) -> str | None:
+        """The dataset's default prompt (use_default_prompt=True), the yes/no one with OLD_CLASS_NAMES=TRUE."""
+        if cls.old_variants is not None and old_class_names():
+            return cls.old_prompt_string
+        return cls.default_prompt_string
 
     # ------------------------------------------------------------ data
     @classmethod
@@ -272,12 +310,15 @@ class ParaphraseDataset(BaseDataset):
     feature_name = ['sentence1', 'sentence2']
     text_string = ['Sentence 1', 'Sentence 2']
     default_prompt_string = 'Are Sentence 1 and Sentence 2 equivalent? Respond with `equivalent` or `not equivalent`.'
+    old_variants = YES_NO
+    old_prompt_string = 'Are Sentence 1 and Sentence 2 equivalent? Respond with `yes` or `no`.'
 
 
 class MedicalQuestionsPairs(ParaphraseDataset):
     feature_name = ['question_1', 'question_2']
     text_string = ['Question 1', 'Question 2']
     default_prompt_string = 'Are Question 1 and Question 2 equivalent? Respond with `equivalent` or `not equivalent`.'
+    old_prompt_string = 'Are Question 1 and Question 2 equivalent? Respond with `yes` or `no`.'
 
 
 class MRPCDataset(ParaphraseDataset):
@@ -287,6 +328,7 @@ class MRPCDataset(ParaphraseDataset):
 class EntailmentDataset(ParaphraseDataset):
     variants = binary_variants(['not entailment', 'entailment'])
     default_prompt_string = 'Does Sentence 1 entail Sentence 1? Respond with `entailment` or `not entailment`.'
+    old_prompt_string = 'Does Sentence 1 entail Sentence 1? Respond with `yes` or `no`.'
     validation_split = 'validation'
 
 
@@ -296,12 +338,15 @@ class WNLIDataset(EntailmentDataset):
 
 class RTEDataset(EntailmentDataset):
     variants = binary_variants(['entailment', 'not entailment'])  # RTE's label 0 is entailment
+    old_variants = binary_variants(['yes', 'no'])
 
 
 class HateSpeechDataset(BaseDataset):
     variants = binary_variants(['not hate speech', 'hate speech'])
     feature_name = 'text'
     default_prompt_string = 'Does the sentence contain hate speech? Respond with `hate speech` or `not hate speech`.'
+    old_variants = YES_NO
+    old_prompt_string = 'Does the sentence contain hate speech? Respond with `yes` or `no`.'
 
 
 class AGNewsDataset(BaseDataset):
@@ -366,6 +411,9 @@ datasets: dict[str, type[BaseDataset]] = {
     'ag_news': AGNewsDataset,
     'tiny_sentiment': TinySentimentDataset,
 }
+
+
+OLD_NAME_DATASETS = [name for name, klass in datasets.items() if klass.old_variants is not None]
 
 
 def dataset_class(name: str) -> type[BaseDataset]:

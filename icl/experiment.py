@@ -23,8 +23,8 @@ from ml_collections import config_dict
 from tqdm.auto import tqdm
 
 from icl import analysis, hypotheses, loaders, models, results, scoring
-from icl.config import flatten, to_dict, validate
-from icl.datasets import BaseDataset, class_names_mode, dataset_class
+from icl.config import noop_settings, to_dict, validate
+from icl.datasets import BaseDataset, class_names_mode, dataset_class, old_class_names_note, uses_old_class_names
 from icl.errors import RunStopped, UsageError
 from icl.probs import calibrate, class_log_probs
 from icl.processes import from_main, process_gpus, processes, wait_for_parts
@@ -57,8 +57,14 @@ class Plan:
 
     @property
     def rows_per_repetition(self) -> int:
-        """Rows of one repetition's results part: every example and query of every variant."""
-        return len(self.variants) * (self.examples_per_prompt + self.config.dataset.config.num_test_samples)
+        """Rows of one repetition's results part: every query's prompt (examples and query) of every variant."""
+        return len(self.variants) * (self.examples_per_prompt + 1) * self.config.dataset.config.num_test_samples
+
+    @property
+    def shown_class_names(self) -> dict[str, list[str]]:
+        """Per variant, the names its prompts show for labels 0, 1, ...: the variant's names, rotated by one
+        with reverse_labels (the original's order of the query's log-probs and prior too)."""
+        return {variant: make_dataset(self.config, 0, names).class_names for variant, names in self.variants.items()}
 
 
 def make_dataset(config: config_dict.ConfigDict, repetition: int, class_names: list[str] | None) -> BaseDataset:
@@ -67,6 +73,11 @@ def make_dataset(config: config_dict.ConfigDict, repetition: int, class_names: l
               'fix_space_bug': config.dataset.fix_space_bug}
     rng = np.random.default_rng(config.random_seed + repetition)
     return dataset_class(config.dataset.name)(rng=rng, **kwargs)
+
+
+def plan_notes(config: config_dict.ConfigDict) -> list[str]:
+    """Settings of a validated config that change nothing (the dry-run plan prints them)."""
+    return noop_settings(config) + list(filter(None, [old_class_names_note(config.dataset.name)]))
 
 
 def query_prompts(data: BaseDataset) -> list[tuple[int, Prompt]]:
@@ -168,7 +179,7 @@ def plan(config: config_dict.ConfigDict) -> Plan:
     models.check_cache(spec)  # before the data: an unwritable cache fails in seconds
     first = make_dataset(config, 0, None)  # loads the data: missing files fail here
     classes = sorted({*klass.all_classes, *(n for names in variants.values() for n in names)})
-    models.resolve_dtype(config.model.dtype)
+    models.dtype_policy(config.model.name, config.model.dtype)
     tokenizer = load_tokenizer(spec)
     label_tokens = scoring.label_tokens(tokenizer, first, classes)
     for variant, names in variants.items():
@@ -239,7 +250,8 @@ def hypothesis_lines(p: Plan) -> list[str]:
 
 def describe_plan(p: Plan) -> str:
     c = p.config
-    dtype = models.dtype_name(models.resolve_dtype(c.model.dtype))
+    dtype, why = models.dtype_policy(c.model.name, c.model.dtype)
+    dtype += f', {why}' if c.model.dtype == 'auto' else ''  # why auto chose it
     source = p.model_spec.source or p.model_spec.package
     scanned = '' if p.scanned_repetitions >= c.n_repeats else \
         f' (of repetitions 0-{p.scanned_repetitions - 1}; scoring checks every prompt)'
@@ -251,6 +263,7 @@ def describe_plan(p: Plan) -> str:
         f'longest prompt {p.longest_prompt} tokens of {p.context}{scanned}',
         f'label tokens   {", ".join(f"{n}={t!r}" for n, t in zip(p.label_tokens.classes, p.label_tokens.tokens))}',
         *hypothesis_lines(p),
+        *(f'note           {note}' for note in plan_notes(c)),
     ])
 
 
@@ -279,15 +292,17 @@ def run_record(p: Plan) -> dict:
     data = make_dataset(p.config, 0, None).dataset  # loaded once per process (cached)
     return {'config': to_dict(p.config), 'class_names_env': class_names_mode(),
             'data': loaders.records_fingerprint(p.config.dataset.name, data, p.config.dataset.config.data_dir),
-            'dtype': models.dtype_name(models.resolve_dtype(p.config.model.dtype)),
+            'old_class_names': uses_old_class_names(p.config.dataset.name),
+            'dtype': models.dtype_policy(p.config.model.name, p.config.model.dtype)[0],
             'model': models.describe(p.model_spec, p.model_config), 'versions': versions(),
             'command': sys.argv, 'created': datetime.datetime.now().isoformat(timespec='seconds')}
 
 
 def setup_record(p: Plan, data: BaseDataset, priors: dict[str, np.ndarray]) -> dict:
+    """setup.json: classes, label tokens, variants, the names each variant shows and its prior (in that order)."""
     lt = p.label_tokens
     return {'all_classes': lt.classes, 'label_token_ids': lt.ids, 'label_tokens': lt.tokens,
-            'multi_token_classes': lt.multi_token, 'variants': p.variants,
+            'multi_token_classes': lt.multi_token, 'variants': p.variants, 'shown_class_names': p.shown_class_names,
             'priors': {v: prior.tolist() for v, prior in priors.items()},
             'dataset': {'name': p.config.dataset.name, 'train_rows': len(data.train_data),
                         'test_rows': len(data.test_data), 'label_frequencies': data.label_frequencies().tolist()},
@@ -296,22 +311,24 @@ def setup_record(p: Plan, data: BaseDataset, priors: dict[str, np.ndarray]) -> d
 
 def repetition_rows(p: Plan, scorer: scoring.Scorer, repetition: int, priors: dict[str, np.ndarray],
                     calibrate_query: bool, progress=None) -> list[dict]:
-    """Build, score and tabulate every prompt of one repetition."""
-    jobs = []  # (variant, query number, test row, true label, prompt)
+    """Build, score and tabulate every prompt of one repetition: each query's in-context rows, then its row.
+
+    The query's log-probs (and `priors`) are over the names in the order the prompt shows them
+    (data.class_names: rotated with reverse_labels), as the original's.
+    """
+    jobs = []  # (variant, query number, test row, true label, shown names, prompt)
     for variant, names in p.variants.items():
         data = make_dataset(p.config, repetition, names)
         for q, (test_idx, prompt) in enumerate(query_prompts(data)):
-            jobs.append((variant, q, test_idx, data.test_data[test_idx][data.label_name], prompt))
+            jobs.append((variant, q, test_idx, data.test_data[test_idx][data.label_name], data.class_names, prompt))
     scored = scorer.score([job[-1] for job in jobs], progress)
     rows = []
-    for (variant, q, test_idx, true_label, prompt), (positions, logits) in zip(jobs, scored):
-        if q == 0:
-            rows += results.prompt_rows(repetition, variant, prompt, positions, logits)
-        columns = p.label_tokens.index(p.variants[variant])
-        log_probs = class_log_probs(logits[-1], columns)
+    for (variant, q, test_idx, true_label, shown, prompt), (positions, logits) in zip(jobs, scored):
+        rows += results.prompt_rows(repetition, variant, prompt, positions, logits, query=q)
+        log_probs = class_log_probs(logits[-1], p.label_tokens.index(shown))
         calibrated = calibrate(log_probs, priors[variant]) if calibrate_query else log_probs
-        rows.append(results.query_row(repetition, variant, prompt.num_examples + q, test_idx, true_label,
-                                      int(positions[-1]), logits[-1], log_probs, calibrated, priors[variant]))
+        rows.append(results.query_row(repetition, variant, prompt.num_examples, test_idx, true_label,
+                                      int(positions[-1]), logits[-1], log_probs, calibrated, priors[variant], query=q))
     return rows
 
 
@@ -421,10 +438,10 @@ def stopped(error: BaseException, tracker, run_dir: Path, n_repeats: int) -> Run
 
 def open_tracked_run(p: Plan, found: RunDir, record: dict):
     """Write config.json and start (or continue) the run's wandb run; the Tracker."""
-    from icl.tracking import Tracker
+    from icl.tracking import Tracker, wandb_config
     record = start_run_dir(found, record)
     c = p.config
-    tracker = Tracker(config=flatten(to_dict(c)), run_dir=found.path, debug=c.debug, note=c.note,
+    tracker = Tracker(config=wandb_config(record), run_dir=found.path, debug=c.debug, note=c.note,
                       resume_id=(record.get('wandb') or {}).get('id'))
     record['wandb'] = tracker.info()
     write_record(found.path, record)
@@ -440,7 +457,7 @@ def score_repetitions(p: Plan, run_dir: Path, repetitions: list[int], tracker, g
     """
     config = p.config
     start = time.perf_counter()
-    dtype = models.resolve_dtype(config.model.dtype)
+    dtype = models.DTYPES[models.dtype_policy(config.model.name, config.model.dtype)[0]]
     model = models.load_model(p.model_spec, dtype, gpus=gpus)
     load_s = time.perf_counter() - start
     scorer = scoring.Scorer(model, p.tokenizer, p.label_tokens, p.context,
@@ -448,7 +465,8 @@ def score_repetitions(p: Plan, run_dir: Path, repetitions: list[int], tracker, g
 
     first = make_dataset(config, 0, None)
     prior_all = scoring.prior_logits(model, p.tokenizer, first, p.label_tokens.ids)
-    priors = {v: scoring.prior_log_probs(prior_all, p.label_tokens.index(names)) for v, names in p.variants.items()}
+    priors = {v: scoring.prior_log_probs(prior_all, p.label_tokens.index(names))
+              for v, names in p.shown_class_names.items()}
     setup = setup_record(p, first, priors)
     if tracker is not None:
         results.write_json(run_dir / 'setup.json', setup)
@@ -464,10 +482,15 @@ def score_repetitions(p: Plan, run_dir: Path, repetitions: list[int], tracker, g
             part = results.write_part(run_dir, repetition, rows)
             if tracker is not None:
                 tracker.save(part)
-                scored.append(analysis.position_metrics(pd.DataFrame(rows), setup))
-                tracker.log_repetition(repetition, scored[-1].groupby('variant', sort=False)[list(analysis.METRICS)]
-                                       .mean().reset_index())
-                if done % live_every == 0 and done < len(repetitions):  # finish_run logs the final curves
+                table = pd.DataFrame(rows)
+                means = query_accuracy(table)
+                if p.examples_per_prompt:
+                    scored.append(analysis.position_metrics(table, setup))
+                    means = means.merge(scored[-1].groupby('variant', sort=False)[list(analysis.METRICS)].mean()
+                                        .reset_index(), on='variant', sort=False)
+                tracker.log_repetition(repetition, means.drop(columns='repetitions'),
+                                       setup['dataset']['label_frequencies'])
+                if scored and done % live_every == 0 and done < len(repetitions):  # finish_run logs the final ones
                     tracker.log_curves(analysis.curves(pd.concat(scored, ignore_index=True)))
     setup['timing'] = {'load_s': round(load_s, 3), 'scoring_s': round(time.perf_counter() - start, 3),
                        'prompts': scorer.prompts, 'tokens': scorer.tokens,
@@ -485,10 +508,29 @@ def finish_run(p: Plan, run_dir: Path, setup: dict, tracker, others: list[int]) 
     results.write_json(run_dir / 'setup.json', setup)
     tracker.save(run_dir / 'setup.json')
     tracker.save(run_dir / 'config.json')
-    metrics = analysis.position_metrics(results.read_table(run_dir), setup)
+    table = results.read_table(run_dir)
+    queries = query_accuracy(table)
+    if not p.examples_per_prompt:  # zero-shot: no curves, the query accuracy is the result
+        tracker.log_summary(queries)
+        tracker.finish()
+        print(zero_shot_text(queries, run_dir))
+        return
+    metrics = analysis.position_metrics(table, setup)
     tracker.log_curves(analysis.curves(metrics))
+    summary = analysis.early_late(metrics)
+    tracker.log_summary(summary.merge(queries.drop(columns='repetitions'), on='variant', sort=False))
     tracker.finish()
-    print(summary_text(analysis.early_late(metrics), run_dir))
+    print(summary_text(summary, run_dir))
+
+
+def query_accuracy(table: pd.DataFrame) -> pd.DataFrame:
+    """Per variant: share of queries whose (calibrated, if the run calibrates) prediction is the true label."""
+    queries = table[table['is_query']]
+    correct = [int(np.argmax(log_probs)) == label for log_probs, label in
+               zip(queries['query_log_probs_calibrated'], queries['true_label'])]
+    return (queries.assign(query_accuracy=np.array(correct, dtype=float))
+            .groupby('variant', sort=False).agg(query_accuracy=('query_accuracy', 'mean'),
+                                                repetitions=('repetition', 'nunique')).reset_index())
 
 
 def summary_text(table: pd.DataFrame, run_dir: Path) -> str:
@@ -497,4 +539,11 @@ def summary_text(table: pd.DataFrame, run_dir: Path) -> str:
         lines.append(f"  {row['variant']:<12} acc {row['accuracy_first']:.2f} -> {row['accuracy_last']:.2f}   "
                      f"loglik {row['log_lik_first']:.2f} -> {row['log_lik_last']:.2f}   "
                      f"({row['repetitions']} repetitions)")
+    return '\n'.join(lines)
+
+
+def zero_shot_text(queries: pd.DataFrame, run_dir: Path) -> str:
+    lines = [f'\nResults in {run_dir} (zero-shot: query accuracy):']
+    lines += [f"  {row['variant']:<12} acc {row['query_accuracy']:.2f}   ({row['repetitions']} repetitions)"
+              for row in queries.to_dict('records')]
     return '\n'.join(lines)

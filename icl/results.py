@@ -33,8 +33,9 @@ TABLE_DIR = 'results'
 SCHEMA = pa.schema([
     ('repetition', pa.int32()),
     ('variant', pa.string()),
-    ('position', pa.int32()),  # example index; queries follow the last example
+    ('position', pa.int32()),  # example index; a query's is the number of examples (it follows the last)
     ('is_query', pa.bool_()),
+    ('query', pa.int32()),  # which of the num_test_samples queries the prompt ends with (the curves use 0)
     ('train_idx', pa.int64()),  # training row whose label example `position` carries (-1: query)
     ('test_idx', pa.int64()),  # test row of a query (-1: in-context example)
     ('true_label', pa.int32()),  # the row's label before flips and random draws
@@ -104,10 +105,10 @@ def file_name(text: str) -> str:
 
 
 def prompt_rows(repetition: int, variant: str, prompt: Prompt, positions: np.ndarray,
-                logits: np.ndarray) -> list[dict]:
-    """Rows of the in-context examples of one scored prompt."""
+                logits: np.ndarray, query: int = 0) -> list[dict]:
+    """Rows of the in-context examples of one scored prompt (the one ending with query number `query`)."""
     return [{
-        'repetition': repetition, 'variant': variant, 'position': i, 'is_query': False,
+        'repetition': repetition, 'variant': variant, 'position': i, 'is_query': False, 'query': query,
         'train_idx': prompt.train_indices[i], 'test_idx': -1, 'true_label': prompt.true_labels[i],
         'shown_label': prompt.shown_labels[i], 'shown_text': prompt.shown_texts[i],
         'token_position': int(positions[i]), 'label_logits': logits[i].tolist(),
@@ -117,9 +118,9 @@ def prompt_rows(repetition: int, variant: str, prompt: Prompt, positions: np.nda
 
 def query_row(repetition: int, variant: str, position: int, test_idx: int, true_label: int,
               token_position: int, logits: np.ndarray, log_probs: np.ndarray, calibrated: np.ndarray,
-              prior: np.ndarray) -> dict:
+              prior: np.ndarray, query: int = 0) -> dict:
     return {
-        'repetition': repetition, 'variant': variant, 'position': position, 'is_query': True,
+        'repetition': repetition, 'variant': variant, 'position': position, 'is_query': True, 'query': query,
         'train_idx': -1, 'test_idx': test_idx, 'true_label': true_label, 'shown_label': -1, 'shown_text': '',
         'token_position': token_position, 'label_logits': logits.tolist(),
         'query_log_probs': log_probs.tolist(), 'query_log_probs_calibrated': calibrated.tolist(),

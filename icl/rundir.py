@@ -117,10 +117,10 @@ def unwritable(path: Path, error: OSError) -> UsageError:
 
 
 def compared_settings(record: dict) -> dict:
-    """What must be equal for a run to be resumed: every config key, CLASS_NAMES and the resolved dtype."""
+    """What must be equal for a run to be resumed: every config key, (OLD_)CLASS_NAMES and the resolved dtype."""
     record = results.as_stored(record)  # compare as stored (tuples become lists)
     return {**flatten(record['config']), 'CLASS_NAMES': record.get('class_names_env') or 'ALL',
-            'dtype (resolved model.dtype)': record.get('dtype')}
+            'OLD_CLASS_NAMES': bool(record.get('old_class_names')), 'dtype (resolved model.dtype)': record.get('dtype')}
 
 
 def config_differences(old: dict, new: dict) -> dict[str, tuple]:

@@ -3,6 +3,12 @@
 Project 'llm' ('llm_debug' with debug=True), entity from $WANDB_API_ENTITY. Without an
 API key the run is written offline (upload later with `wandb sync RUN_DIR/wandb/...`);
 $WANDB_MODE, when set, wins (e.g. `disabled` in tests).
+
+Keys follow the original's where it had them, so filters and notebooks written for its
+projects work: the config flattened with '_' (`dataset_config_num_prompt_examples`),
+`label_frequencies` and `guessing_acc`. One history row per repetition, with `repetition`
+as the step metric; curves are logged beside them without a repetition of their own; the
+final per-variant means (first / last window) go into the run's summary.
 """
 import logging
 import netrc
@@ -10,6 +16,8 @@ import os
 from pathlib import Path
 
 import pandas as pd
+
+from icl.config import flatten
 
 ENTITY_ENV = 'WANDB_API_ENTITY'
 
@@ -29,6 +37,13 @@ def mode() -> str:
     return os.environ.get('WANDB_MODE') or ('online' if has_api_key() else 'offline')
 
 
+def wandb_config(record: dict) -> dict:
+    """A run's wandb config from its config.json record: the config keys flattened with '_' (the original's
+    names), CLASS_NAMES, OLD_CLASS_NAMES and the dtype the model computes in."""
+    return {**flatten(record['config'], separator='_'), 'CLASS_NAMES': record['class_names_env'],
+            'OLD_CLASS_NAMES': record.get('old_class_names', False), 'dtype': record['dtype']}
+
+
 class Tracker:
     """One wandb run beside one run directory; each points to the other."""
 
@@ -43,6 +58,9 @@ class Tracker:
             config={**config, 'run_dir': str(self.run_dir.resolve())}, notes=f'note: {note}',
             mode=self.mode, id=resume_id, resume='allow' if resume_id else None,
             settings=wandb.Settings(silent=True))
+        if self.mode != 'disabled':  # wandb's own step only counts log calls: every repetition is kept
+            self.run.define_metric('repetition')
+            self.run.define_metric('*', step_metric='repetition')
         logging.info('wandb run %s (%s)', self.run.id, self.mode)
 
     def info(self) -> dict:
@@ -51,14 +69,24 @@ class Tracker:
             self.run.entity, self.run.project, self.run.id))) if self.mode != 'disabled' else None,
             'dir': getattr(self.run, 'dir', None) if self.mode != 'disabled' else None}
 
-    def log_repetition(self, repetition: int, summary: pd.DataFrame) -> None:
-        """Per variant: this repetition's mean accuracy, log-likelihood and entropy over positions."""
+    def log_repetition(self, repetition: int, summary: pd.DataFrame, label_frequencies=None) -> None:
+        """Per variant: this repetition's means (`summary`: a row per variant); with the dataset draw's
+        label frequencies, also the original's `label_frequencies` and `guessing_acc`."""
         values = {'repetition': repetition}
         for row in summary.to_dict('records'):
             for key, value in row.items():
                 if key != 'variant':
                     values[f"{row['variant']}/{key}"] = value
-        self.run.log(values, step=repetition)
+        if label_frequencies is not None:
+            values.update(label_frequencies=list(label_frequencies), guessing_acc=max(label_frequencies))
+        self.run.log(values)
+
+    def log_summary(self, summary: pd.DataFrame) -> None:
+        """The run's final numbers (a row per variant) as `<variant>/<column>` in the wandb run's summary."""
+        for row in summary.to_dict('records'):
+            for key, value in row.items():
+                if key != 'variant':
+                    self.run.summary[f"{row['variant']}/{key}"] = value
 
     def log_curves(self, curves: pd.DataFrame) -> None:
         """The final mean curves as wandb line plots (one per metric, a line per variant), and as a

@@ -13,10 +13,11 @@ REAL_DATA_SKIP = 'needs the original data files'  # every real-data skip reason 
 
 @pytest.fixture(autouse=True)
 def _isolated_env(monkeypatch):
-    """No test talks to wandb's servers or depends on the caller's CLASS_NAMES."""
+    """No test talks to wandb's servers or depends on the caller's CLASS_NAMES or OLD_CLASS_NAMES."""
     monkeypatch.setenv('WANDB_MODE', os.environ.get('ICL_TEST_WANDB_MODE', 'disabled'))
     monkeypatch.setenv('WANDB_SILENT', 'true')
     monkeypatch.delenv('CLASS_NAMES', raising=False)
+    monkeypatch.delenv('OLD_CLASS_NAMES', raising=False)
 
 
 @pytest.fixture(scope='session')

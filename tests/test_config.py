@@ -263,14 +263,23 @@ def test_default_config_is_valid():
 
 @pytest.mark.parametrize('flags, message', [
     (['--n_repeats=0'], r'n_repeats=0 must be at least 1'),
-    (['--dataset.config.num_prompt_examples=-1'], r'dataset\.config\.num_prompt_examples=-1 must be at least 1'),
+    (['--dataset.config.num_prompt_examples=-1'], r'dataset\.config\.num_prompt_examples=-1 must be at least 0'),
     (['--dataset.config.num_test_samples=0'], r'dataset\.config\.num_test_samples=0 must be at least 1'),
-    (['--dataset.config.num_prompt_examples=10', '--dataset.config.flip_labels_after=10'],
-     r'flip_labels_after=10 must be -1 \(never\) or an example index 0\.\.9 \(num_prompt_examples=10\)'),
-    (['--dataset.config.flip_labels_after=-2'], r'flip_labels_after=-2 must be -1'),
-    (['--dataset.config.flip_labels_multi=True'], r'flip_labels_multi=True needs dataset\.config\.'
-                                                   r'flip_labels_after >= 1 \(got -1\)'),
-    (['--dataset.config.flip_labels_multi=True', '--dataset.config.flip_labels_after=0'], r'\(got 0\)'),
+    (['--dataset.config.flip_labels_after=-2'], r'flip_labels_after=-2 must be -1 \(never\) or an example index '
+                                                 r'0, 1, \.\.\. \(num_prompt_examples=20; from 20 on nothing is'),
+    (['--dataset.config.flip_labels_multi=True', '--dataset.config.flip_labels_after=0'],
+     r'^dataset\.config\.flip_labels_multi=True alternates in blocks of flip_labels_after examples and needs blocks '
+     r'of at least 1; got flip_labels_after=0$'),
+    (['--dataset.config.flip_labels_multi=True', '--dataset.config.flip_labels_after_halfway=True',
+      '--dataset.config.num_prompt_examples=1'],
+     r'needs blocks of at least 1; got flip_labels_after_halfway=True with num_prompt_examples=1 '
+     r'\(blocks of 1 // 2 = 0\)$'),
+    (['--dataset.config.flip_labels_after_halfway=True', '--dataset.config.flip_labels_after=3'],
+     r'^set either dataset\.config\.flip_labels_after_halfway=True or dataset\.config\.flip_labels_after=3, '
+     r'not both$'),
+    (['--dataset.config.inputs_off_by_one=True', '--dataset.config.num_prompt_examples=1'],
+     r'^dataset\.config\.inputs_off_by_one=True drops the last example, so it needs num_prompt_examples >= 2 '
+     r'\(got 1\)$'),
     (['--dataset.config.replace_labels_until_step=-5'], r'replace_labels_until_step=-5 must be -1'),
     (['--dataset.config.class_names=[good]'], r"class_names=\['good'\] needs at least two distinct names"),
     (['--dataset.config.class_names=[good,good]'], r'needs at least two distinct names'),
@@ -289,9 +298,53 @@ def test_validate_rejects_with_the_key_and_valid_range(flags, message):
     ['--dataset.config.flip_labels_after=0'],
     ['--dataset.config.flip_labels_after=1', '--dataset.config.flip_labels_multi=True'],
     ['--model.dtype=bfloat16', '--model.batch_size=4'],
+    ['--dataset.config.inputs_off_by_one=True', '--dataset.config.num_prompt_examples=2'],
 ])
 def test_validate_accepts_the_edges(flags):
     validate(configured(*flags))
+
+
+# Settings the original accepted, with its meaning; the plan names those that change nothing.
+NOOPS = {
+    'zero-shot': (['--dataset.config.num_prompt_examples=0'],
+                  ['dataset.config.num_prompt_examples=0: zero-shot, each prompt is the query alone']),
+    'zero-shot with manipulations': (
+        ['--dataset.config.num_prompt_examples=0', '--dataset.config.random_labels=True',
+         '--dataset.config.flip_labels_after=2'],
+        ['dataset.config.num_prompt_examples=0: zero-shot, each prompt is the query alone; '
+         'dataset.config.random_labels, dataset.config.flip_labels_after=2 change nothing']),
+    'multi alone': (['--dataset.config.flip_labels_multi=True'],
+                    ['dataset.config.flip_labels_multi=True changes nothing without flip_labels_after or '
+                     'flip_labels_after_halfway (nothing is flipped)']),
+    'multi with halfway, even count': (
+        ['--dataset.config.flip_labels_multi=True', '--dataset.config.flip_labels_after_halfway=True'],
+        ['dataset.config.flip_labels_multi=True changes nothing here: with blocks of 10 of 20 examples the labels '
+         'flip once, as without it']),
+    'multi with halfway, odd count': (  # blocks of 10: 10..19 flipped, 20 not: the original's meaning
+        ['--dataset.config.flip_labels_multi=True', '--dataset.config.flip_labels_after_halfway=True',
+         '--dataset.config.num_prompt_examples=21'], []),
+    'flip after the last example': (['--dataset.config.flip_labels_after=20'],
+                                    ['dataset.config.flip_labels_after=20: no example is flipped (it is not below '
+                                     'num_prompt_examples=20)']),
+    'flip after the limit': (['--dataset.config.flip_labels_after=5', '--dataset.config.flip_labels_multi_lim=4'],
+                             ['dataset.config.flip_labels_after=5: no example is flipped '
+                              '(flip_labels_multi_lim=4)']),
+    'until step alone': (['--dataset.config.replace_labels_until_step=3'],
+                         ['dataset.config.replace_labels_until_step=3 changes nothing without random_labels or '
+                          'replace_labels_by']),
+    'until step 0': (['--dataset.config.random_labels=True', '--dataset.config.replace_labels_until_step=0'],
+                     ['dataset.config.replace_labels_until_step=0: no label is randomised or replaced']),
+    'default': ([], []),
+    'flip halfway': (['--dataset.config.flip_labels_after_halfway=True'], []),
+}
+
+
+@pytest.mark.parametrize('case', NOOPS)
+def test_noop_settings_are_accepted_and_named(case):
+    flags, notes = NOOPS[case]
+    config = configured(*flags)
+    validate(config)
+    assert icl_config.noop_settings(config) == notes
 
 
 @pytest.mark.parametrize('path', sorted((REPO_ROOT / 'configs').glob('*.py')), ids=lambda p: p.name)

@@ -179,6 +179,71 @@ def test_other_class_names_values_are_an_error_naming_the_valid_ones(value, monk
         _ = datasets['sst2'].class_name_variants
 
 
+# OLD_CLASS_NAMES=TRUE: the original's yes/no names for these datasets (its `YesNoDataset` classes), in its order.
+OLD_VARIANTS = {
+    'mrpc': {'default': ['no', 'yes'], 'flip': ['yes', 'no'], **BINARY_REPLACEMENTS},
+    'medical_questions_pairs': {'default': ['no', 'yes'], 'flip': ['yes', 'no'], **BINARY_REPLACEMENTS},
+    'wnli': {'default': ['no', 'yes'], 'flip': ['yes', 'no'], **BINARY_REPLACEMENTS},
+    'rte': {'default': ['yes', 'no'], 'flip': ['no', 'yes'], **BINARY_REPLACEMENTS},  # label 0 is entailment
+    'hate_speech': {'default': ['no', 'yes'], 'flip': ['yes', 'no'], **BINARY_REPLACEMENTS},
+}
+OLD_PROMPTS = {
+    'mrpc': 'Are Sentence 1 and Sentence 2 equivalent? Respond with `yes` or `no`.',
+    'medical_questions_pairs': 'Are Question 1 and Question 2 equivalent? Respond with `yes` or `no`.',
+    'wnli': 'Does Sentence 1 entail Sentence 1? Respond with `yes` or `no`.',
+    'rte': 'Does Sentence 1 entail Sentence 1? Respond with `yes` or `no`.',
+    'hate_speech': 'Does the sentence contain hate speech? Respond with `yes` or `no`.',
+}
+
+
+@pytest.mark.parametrize('name', sorted(SPEC_VARIANTS))
+@pytest.mark.parametrize('mode', ['ALL', 'DEFAULT_ONLY', 'DEFAULT_AND_FLIP'])
+def test_old_class_names(name, mode, monkeypatch):
+    monkeypatch.setenv('CLASS_NAMES', mode)
+    monkeypatch.setenv('OLD_CLASS_NAMES', 'TRUE')
+    variants = OLD_VARIANTS.get(name, SPEC_VARIANTS[name])
+    keep = {'ALL': list(variants), 'DEFAULT_ONLY': ['default'],
+            'DEFAULT_AND_FLIP': ['default', FLIP_VARIANT.get(name, 'flip')]}[mode]
+    assert list(datasets[name].class_name_variants.items()) == [(v, variants[v]) for v in keep]
+    assert datasets[name].all_classes == sorted({n for v in keep for n in variants[v]})
+    assert datasets[name].instruction() == OLD_PROMPTS.get(name, datasets[name].default_prompt_string)
+    assert icl_datasets.uses_old_class_names(name) == (name in OLD_VARIANTS)
+    assert icl_datasets.old_class_names_note(name) == (
+        None if name in OLD_VARIANTS else f'OLD_CLASS_NAMES=TRUE changes nothing for {name} (only for '
+                                          'medical_questions_pairs, mrpc, wnli, rte, hate_speech)')
+
+
+@pytest.mark.parametrize('value', [None, 'FALSE', ''])
+def test_old_class_names_unset_or_false_keeps_todays_names(value, monkeypatch):
+    if value is not None:
+        monkeypatch.setenv('OLD_CLASS_NAMES', value)
+    assert datasets['mrpc'].class_name_variants == SPEC_VARIANTS['mrpc']
+    assert datasets['rte'].instruction() == datasets['rte'].default_prompt_string
+    assert not icl_datasets.uses_old_class_names('mrpc') and icl_datasets.old_class_names_note('sst2') is None
+
+
+@pytest.mark.parametrize('value', ['true', '1', 'yes', 'True'])
+@pytest.mark.parametrize('name', ['sst2', 'mrpc'])  # on every dataset: a wrong value is never ignored
+def test_other_old_class_names_values_are_an_error(value, name, monkeypatch):
+    monkeypatch.setenv('OLD_CLASS_NAMES', value)
+    with pytest.raises(UsageError) as error:
+        _ = datasets[name].class_name_variants
+    assert str(error.value) == (f"OLD_CLASS_NAMES='{value}' is not valid; use TRUE (the original's yes/no class names "
+                                'and prompts for mrpc, medical_questions_pairs, wnli, rte, hate_speech) or FALSE '
+                                '(or leave it unset)')
+
+
+def test_old_class_names_in_the_prompt(real_data_dir, monkeypatch):
+    """The yes/no names label the examples and the yes/no instruction heads the prompt."""
+    monkeypatch.setenv('OLD_CLASS_NAMES', 'TRUE')
+    data = datasets['rte'](rng=np.random.default_rng(0), num_test_samples=1, num_prompt_examples=2,
+                           use_default_prompt=True)
+    assert data.class_names == ['yes', 'no']
+    prompt = data.build_prompt(['a', 'b'])
+    assert prompt.text.startswith('Does Sentence 1 entail Sentence 1? Respond with `yes` or `no`.\nSentence 1: ')
+    assert prompt.shown_texts == [['yes', 'no'][label] for label in prompt.true_labels]
+
+
 def test_all_classes_is_the_sorted_union_of_the_selected_variants(monkeypatch):
     assert datasets['sst2'].all_classes == ['A', 'B', 'bad', 'blue', 'chair', 'good', 'green', 'negative',
                                             'positive', 'sea']

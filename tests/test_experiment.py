@@ -1,14 +1,18 @@
 """End to end: a real run of the packaged model on real SST-2 rows, checked against an
 independent re-computation (own draws, own prompt text, a plain full-logits forward pass)."""
+import contextlib
 import csv
+import io
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
+from wandb_records import offline_run
 
+from icl import analysis, experiment, results, scoring
 from icl import config as icl_config
-from icl import experiment, results
 
 N, REPEATS, SEED = 5, 2, 200
 NAMES = {'default': ['negative', 'positive'], 'flip': ['positive', 'negative']}
@@ -153,3 +157,173 @@ def test_long_runs_can_be_watched_live_in_wandb(tmp_path, monkeypatch):
     expected = [float(np.argmax(row[columns]) == label) for row, label in
                 zip(first['label_logits'], first['true_label'])]
     assert [row[2] for row in json.loads(logged[0].read_text())['data']] == expected  # repetition 0 alone
+
+
+# ------------------------------------------------------------------ the original's column order, every query's context
+
+TINY = [('dataset.name', 'tiny_sentiment'), ('model.dtype', 'float32')]
+ORDER = ['negative', 'positive']  # all_classes: the label_logits columns
+
+
+def tiny_plan(*overrides) -> experiment.Plan:
+    """A Plan of tiny_sentiment without a model: what repetition_rows needs."""
+    config = icl_config.apply_overrides(icl_config.base_config(), [*TINY, *overrides])
+    tokens = scoring.LabelTokens(classes=ORDER, ids=[10, 11], tokens=['Ġnegative', 'Ġpositive'], multi_token=[])
+    first = experiment.make_dataset(config, 0, None)
+    return experiment.Plan(config=config, variants=NAMES, label_tokens=tokens, model_spec=None, tokenizer=None,
+                           model_config=None, context=8192, longest_prompt=0,
+                           examples_per_prompt=experiment.first_query_prompt(first).num_examples)
+
+
+class SameLogits:
+    """A scorer giving logits [3, 1] (negative, positive) at every answer position of every prompt."""
+    def score(self, prompts, progress=None):
+        return [(np.arange(p.num_examples + 1), np.tile(np.float32([3.0, 1.0]), (p.num_examples + 1, 1)))
+                for p in prompts]
+
+
+def test_reversed_labels_order_the_query_and_prior_as_the_prompt_shows_them():
+    """reverse_labels shows default's label 0 as 'positive': the query's log-probs are over (positive, negative),
+    i.e. logits [1, 3] -> log_softmax = [-2.126928, -0.126928]; flip shows (negative, positive): [3, 1]."""
+    p = tiny_plan(('dataset.config.reverse_labels', 'true'), ('dataset.config.num_prompt_examples', '2'))
+    assert p.shown_class_names == {'default': ['positive', 'negative'], 'flip': ['negative', 'positive']}
+    priors = {'default': np.log([0.25, 0.75]), 'flip': np.log([0.75, 0.25])}  # in the shown order
+    rows = pd.DataFrame(experiment.repetition_rows(p, SameLogits(), 0, priors, calibrate_query=True))
+    queries = rows[rows.is_query].set_index('variant')
+    np.testing.assert_allclose(queries.loc['default', 'query_log_probs'], [-2.126928, -0.126928], atol=1e-6)
+    np.testing.assert_allclose(queries.loc['flip', 'query_log_probs'], [-0.126928, -2.126928], atol=1e-6)
+    # calibrated: log_softmax([-2.126928, -0.126928] - log[0.25, 0.75]) = log_softmax([-0.740634, 0.160754])
+    np.testing.assert_allclose(queries.loc['default', 'query_log_probs_calibrated'], [-1.242141, -0.340753],
+                               atol=1e-6)
+    np.testing.assert_allclose(queries.loc['default', 'prior_log_probs'], np.log([0.25, 0.75]), atol=1e-6)
+    assert rows[~rows.is_query & (rows.variant == 'default')]['shown_text'].tolist() == [
+        ['positive', 'negative'][label] for label in rows[~rows.is_query & (rows.variant == 'default')]['true_label']]
+
+
+def test_every_query_keeps_its_own_context_rows_and_random_labels():
+    """num_test_samples=3 with random labels: each query's prompt draws its own labels (as the original);
+    all of them are stored, under `query`, with the query's row after them."""
+    p = tiny_plan(('dataset.config.num_test_samples', '3'), ('dataset.config.num_prompt_examples', '4'),
+                  ('dataset.config.random_labels', 'true'))
+    assert p.rows_per_repetition == 2 * 3 * (4 + 1)
+    rows = pd.DataFrame(experiment.repetition_rows(p, SameLogits(), 1, {v: np.zeros(2) for v in NAMES}, False))
+    assert len(rows) == p.rows_per_repetition
+    assert list(rows.columns) == [f.name for f in results.SCHEMA]
+
+    train, test = (experiment.make_dataset(p.config, 1, None).train_data, experiment.make_dataset(p.config, 1, None)
+                   .test_data)
+    rng = np.random.default_rng(200 + 1)  # the spec's draws, by hand
+    test_idx = [int(i) for i in rng.choice(range(len(test)), 3, replace=False)]
+    fewshot = [int(i) for i in rng.choice(range(len(train)), 4)]
+    shown = [[train[int(rng.choice(range(len(train)), 1)[0])]['label'] for _ in range(4)] for _ in range(3)]
+    for variant in NAMES:  # every variant of a repetition draws the same
+        for q in range(3):
+            prompt = rows[(rows.variant == variant) & (rows['query'] == q)]
+            context, query = prompt[~prompt.is_query], prompt[prompt.is_query]
+            assert context['position'].tolist() == [0, 1, 2, 3] and query['position'].tolist() == [4]
+            assert context['train_idx'].tolist() == fewshot
+            assert context['shown_label'].tolist() == shown[q]
+            assert context['shown_text'].tolist() == [NAMES[variant][label] for label in shown[q]]
+            assert query['test_idx'].tolist() == [test_idx[q]]
+    assert shown[0] != shown[1] or shown[1] != shown[2]  # the draws differ: a test that can fail
+
+    setup = {'variants': NAMES, 'all_classes': ORDER}
+    metrics = analysis.position_metrics(rows, setup)  # the curves read the first query's prompt only
+    assert len(metrics) == 2 * 4
+    assert metrics.equals(analysis.position_metrics(rows[rows['query'] == 0], setup))
+
+
+@pytest.fixture(scope='module')
+def tracked_run(tmp_path_factory):
+    """tiny_sentiment, reversed and random labels, two queries, wandb offline; (run dir, table, printed text)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv('CLASS_NAMES', 'DEFAULT_AND_FLIP')
+        mp.setenv('WANDB_MODE', 'offline')
+        config = icl_config.apply_overrides(icl_config.base_config(), [
+            *TINY, ('dataset.config.num_prompt_examples', '3'), ('dataset.config.num_test_samples', '2'),
+            ('dataset.config.reverse_labels', 'true'), ('dataset.config.random_labels', 'true'), ('n_repeats', '3')])
+        printed = io.StringIO()
+        with contextlib.redirect_stdout(printed):
+            run_dir = experiment.run(config, run_dir=tmp_path_factory.mktemp('run') / 'tracked')
+    return run_dir, results.read_table(run_dir), printed.getvalue()
+
+
+def test_tracked_run_stores_every_query_in_the_shown_order(tracked_run, smollm2_fp32, smollm2_tokenizer):
+    run_dir, table, _ = tracked_run
+    setup = json.loads((run_dir / 'setup.json').read_text())
+    assert setup['shown_class_names'] == {'default': ['positive', 'negative'], 'flip': ['negative', 'positive']}
+    assert len(table) == 3 * 2 * 2 * (3 + 1)
+    assert table.groupby(['repetition', 'variant', 'query']).size().tolist() == [4] * 12
+    assert results.invalid_parts(run_dir, 3, 2 * 2 * (3 + 1), list(NAMES)) == {}  # what a resume checks
+    for row in table[table.is_query].itertuples():
+        columns = [1, 0] if row.variant == 'default' else [0, 1]  # by hand: the names each variant shows
+        np.testing.assert_allclose(row.query_log_probs, log_softmax(np.asarray(row.label_logits)[columns]), atol=1e-5)
+    texts = ('Answer: ', "Sentence: 'A neutral sentence.'\nAnswer: ", "Sentence: .'\nAnswer: ")
+    ids = [smollm2_tokenizer.convert_tokens_to_ids('Ġ' + name) for name in ['positive', 'negative']]
+    expected = np.mean([log_softmax(full_logits(smollm2_fp32, smollm2_tokenizer, t)[1][-1, ids]) for t in texts], 0)
+    np.testing.assert_allclose(setup['priors']['default'], expected, atol=2e-4)  # over (positive, negative)
+    np.testing.assert_allclose(setup['priors']['flip'], expected[::-1], atol=2e-4)
+
+
+def test_wandb_keeps_every_repetition_the_original_keys_and_the_summary(tracked_run):
+    run_dir, table, printed = tracked_run
+    setup = json.loads((run_dir / 'setup.json').read_text())
+    logged = offline_run(run_dir)
+    metrics = analysis.position_metrics(table, setup)
+    rows = [row for row in logged['history'] if 'default/accuracy' in row]
+    assert [row['repetition'] for row in rows] == [0, 1, 2]
+    for row in rows:
+        for variant in NAMES:
+            mine = metrics[(metrics.repetition == row['repetition']) & (metrics.variant == variant)]
+            for metric in analysis.METRICS:
+                assert row[f'{variant}/{metric}'] == pytest.approx(mine[metric].mean())
+        assert row['label_frequencies'] == pytest.approx(setup['dataset']['label_frequencies'])
+        assert row['guessing_acc'] == pytest.approx(max(setup['dataset']['label_frequencies']))
+
+    summary = analysis.early_late(metrics)
+    for line, row in zip(printed.strip().splitlines()[-2:], summary.itertuples()):
+        v = row.variant
+        assert line.split() == [v, 'acc', f"{logged['summary'][f'{v}/accuracy_first']:.2f}", '->',
+                                f"{logged['summary'][f'{v}/accuracy_last']:.2f}", 'loglik',
+                                f"{logged['summary'][f'{v}/log_lik_first']:.2f}", '->',
+                                f"{logged['summary'][f'{v}/log_lik_last']:.2f}", '(3', 'repetitions)']
+        assert logged['summary'][f'{v}/accuracy_first'] == pytest.approx(row.accuracy_first)
+        assert logged['summary'][f'{v}/log_lik_last'] == pytest.approx(row.log_lik_last)
+    config = logged['config']
+    assert (config['dataset_config_num_prompt_examples'], config['dataset_config_reverse_labels'],
+            config['model_name'], config['n_repeats']) == (3, True, 'smollm2-135m', 3)
+    assert (config['CLASS_NAMES'], config['OLD_CLASS_NAMES'], config['dtype']) == ('DEFAULT_AND_FLIP', False,
+                                                                                    'float32')
+
+
+def test_zero_shot_run_scores_the_query_alone(tmp_path, smollm2_fp32, smollm2_tokenizer, capsys):
+    config = icl_config.apply_overrides(icl_config.base_config(), [
+        *TINY, ('dataset.config.num_prompt_examples', '0'), ('n_repeats', '2')])
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv('CLASS_NAMES', 'DEFAULT_ONLY')
+        run_dir = experiment.run(config, run_dir=tmp_path / 'zero')
+    table = results.read_table(run_dir)
+    assert table[['repetition', 'position', 'is_query', 'query']].values.tolist() == [[0, 0, True, 0], [1, 0, True, 0]]
+    test = experiment.make_dataset(config, 0, None).test_data
+    ids = [smollm2_tokenizer.convert_tokens_to_ids('Ġ' + name) for name in ORDER]
+    correct = []
+    for row in table.itertuples():
+        test_idx = int(np.random.default_rng(200 + row.repetition).choice(range(len(test)), 1, replace=False)[0])
+        assert row.test_idx == test_idx
+        _, logits = full_logits(smollm2_fp32, smollm2_tokenizer, f"Sentence: '{test[test_idx]['sentence']}' \nAnswer:")
+        np.testing.assert_allclose(row.label_logits, logits[-1, ids], atol=2e-4)
+        correct.append(np.argmax(row.query_log_probs_calibrated) == row.true_label)
+    assert capsys.readouterr().out.endswith(
+        f'(zero-shot: query accuracy):\n  default      acc {np.mean(correct):.2f}   (2 repetitions)\n')
+
+
+def test_plan_notes_name_settings_that_change_nothing(monkeypatch):
+    monkeypatch.setenv('OLD_CLASS_NAMES', 'TRUE')
+    config = icl_config.apply_overrides(icl_config.base_config(), [*TINY, ('dataset.config.flip_labels_multi', 'true')])
+    assert experiment.plan_notes(config) == [
+        'dataset.config.flip_labels_multi=True changes nothing without flip_labels_after or flip_labels_after_halfway '
+        '(nothing is flipped)',
+        'OLD_CLASS_NAMES=TRUE changes nothing for tiny_sentiment (only for medical_questions_pairs, mrpc, wnli, rte, '
+        'hate_speech)']
+    monkeypatch.setenv('OLD_CLASS_NAMES', 'FALSE')
+    assert experiment.plan_notes(icl_config.apply_overrides(icl_config.base_config(), TINY)) == []

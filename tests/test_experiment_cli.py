@@ -123,6 +123,12 @@ def _data_with_wrong_columns(run, tmp_path):
     return run, [f'--workdir={run}', '--dataset.name=sst2'], {'ICL_DATA_DIR': str(tmp_path / 'data')}
 
 
+def _env(name, value):
+    def setup(run, tmp_path):
+        return run, [f'--workdir={run}'], {name: value}
+    return setup
+
+
 def _class_names(value):
     def setup(run, tmp_path):
         return run, [f'--workdir={run}'], {'CLASS_NAMES': value}
@@ -156,14 +162,15 @@ CASES = {
     'stray argument': (_in_existing_run, ['again'], r"unexpected argument 'again'"),
     'zero repetitions': (_in_existing_run, ['--n_repeats=0'], r'n_repeats=0 must be at least 1'),
     'negative repetitions': (_in_existing_run, ['--n_repeats=-5'], r'n_repeats=-5 must be at least 1'),
-    'zero examples': (_in_existing_run, ['--dataset.config.num_prompt_examples=0'],
-                      r'dataset\.config\.num_prompt_examples=0 must be at least 1'),
     'negative examples': (_in_existing_run, ['--dataset.config.num_prompt_examples=-3'],
-                          r'dataset\.config\.num_prompt_examples=-3 must be at least 1'),
+                          r'dataset\.config\.num_prompt_examples=-3 must be at least 0'),
     'zero queries': (_in_existing_run, ['--dataset.config.num_test_samples=0'],
                      r'dataset\.config\.num_test_samples=0 must be at least 1'),
-    'flip after the last example': (_in_existing_run, ['--dataset.config.flip_labels_after=4'],
-                                    r'flip_labels_after=4 must be -1 \(never\) or an example index 0\.\.3'),
+    'inputs off by one with one example': (
+        _in_existing_run, ['--dataset.config.num_prompt_examples=1', '--dataset.config.inputs_off_by_one=True'],
+        r'inputs_off_by_one=True drops the last example, so it needs num_prompt_examples >= 2 \(got 1\)'),
+    'unknown OLD_CLASS_NAMES': (_env('OLD_CLASS_NAMES', 'true'), [],
+                                r"OLD_CLASS_NAMES='true' is not valid; use TRUE \(the original's yes/no class names "),
     'negative seed': (_in_existing_run, ['--random_seed=-1'], r'random_seed=-1 must be 0 or more'),
     'unknown CLASS_NAMES': (_class_names('BOGUS'), [],
                             r"CLASS_NAMES='BOGUS' is not valid; use one of ALL, DEFAULT_ONLY, DEFAULT_AND_FLIP"),

@@ -100,6 +100,39 @@ def test_resolve_dtype(monkeypatch):
     assert models.resolve_dtype('auto') is torch.float16
 
 
+PAPER_DTYPES = {  # model.dtype=auto for the original's names: the precision it ran them in
+    'llama-7b': 'float32', 'llama-13b': 'float32', 'Llama-2-7b': 'float32', 'Llama-2-13b': 'float32',
+    'llama-7b-8bit': 'float16', 'llama-13b-8bit': 'float16', 'Llama-2-7b-8bit': 'float16',  # 8-bit, fp16 compute
+    'Llama-2-13b-8bit': 'float16', 'llama-65b': 'float16', 'Llama-2-70b': 'float16', 'llama-65b-8bit': 'float16',
+    'Llama-2-70b-8bit': 'float16', 'falcon-7b': 'float16', 'falcon-40b': 'float16', 'falcon-7b-instruct': 'float16',
+    'falcon-40b-instruct': 'float16', 'falcon-7b-8bit': 'float16',
+}
+
+
+@pytest.mark.parametrize('name', sorted(PAPER_DTYPES))
+def test_auto_dtype_of_the_original_models_is_the_papers(name, monkeypatch):
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: True)  # the GPU default would be bf16
+    monkeypatch.setattr(torch.cuda, 'is_bf16_supported', lambda: True)
+    dtype, why = models.dtype_policy(name, 'auto')
+    assert dtype == PAPER_DTYPES[name]
+    assert why.endswith("(the paper's precision; --model.dtype=bfloat16 is faster)")
+    assert models.dtype_policy(name, 'bfloat16') == ('bfloat16', 'model.dtype as given')  # one flag away
+
+
+def test_auto_dtype_of_other_models_is_the_native_one(monkeypatch):
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: True)
+    monkeypatch.setattr(torch.cuda, 'is_bf16_supported', lambda: True)
+    rule = 'auto: bf16 on GPUs that have it (fp16 on older ones) and on CPUs with native bf16, else fp32'
+    for name in ('smollm2-135m', 'gemma3-270m', 'mistralai/Mistral-7B-v0.1', 'huggyllama/llama-7b'):
+        assert models.dtype_policy(name, 'auto') == ('bfloat16', rule)
+        assert models.dtype_policy(name, 'float32') == ('float32', 'model.dtype as given')
+    assert models.dtype_policy('llama-7b', 'auto') == (
+        'float32', "the original loaded llama-7b in fp32 (the paper's precision; --model.dtype=bfloat16 is faster)")
+    assert models.dtype_policy('falcon-7b', 'auto')[1].startswith("8-bit weights computing in fp16, as the original's")
+    with pytest.raises(UsageError, match="model.dtype 'half' is not valid"):
+        models.dtype_policy('llama-7b', 'half')
+
+
 def test_native_bf16_is_read_from_the_cpu_flags():
     flags = open('/proc/cpuinfo').read()
     assert models.has_native_bf16() == ('avx512_bf16' in flags or 'amx_bf16' in flags)

@@ -288,6 +288,40 @@ def test_flip_labels_multi_alternates_in_blocks(data_dir):
     assert prompt.true_labels == [1, 0, 1, 1, 0, 1]  # scoring compares with these
 
 
+def test_flip_labels_multi_with_halfway_alternates_every_half(data_dir):
+    """The original's meaning: blocks of num_prompt_examples // 2 (5 // 2 = 2), flipped where the block is odd.
+    Rows [2, 3, 1, 5, 0] carry positive, negative, positive, positive, negative."""
+    data = sst2(data_dir, num_prompt_examples=5, flip_labels_after_halfway=True, flip_labels_multi=True)
+    assert shown(data) == ['positive', 'negative',  # block 0: as they are
+                           'negative', 'negative',  # block 1: flipped
+                           'negative']  # block 2: as it is
+    assert shown(sst2(data_dir, num_prompt_examples=5, flip_labels_after_halfway=True)) == [
+        'positive', 'negative', 'negative', 'negative', 'positive']  # without multi: flipped from 2 on
+
+
+def test_flip_labels_multi_alone_flips_nothing(data_dir):
+    assert shown(sst2(data_dir, flip_labels_multi=True)) == [
+        'positive', 'negative', 'positive', 'positive', 'negative', 'positive']
+
+
+@pytest.mark.parametrize('after', [6, 7, 100])
+def test_flip_labels_after_the_last_example_flips_nothing(data_dir, after):
+    prompt = query_prompt(sst2(data_dir, flip_labels_after=after))
+    assert prompt.shown_texts == ['positive', 'negative', 'positive', 'positive', 'negative', 'positive']
+    assert prompt.shown_labels == prompt.true_labels
+
+
+def test_zero_shot_prompt_is_the_query_alone(data_dir):
+    data = sst2(data_dir, num_prompt_examples=0, random_labels=True, flip_labels_after=0)
+    assert data.test_indices == [2] and data.fewshot_indices == []  # the same query as with examples
+    prompt = query_prompt(data)
+    assert prompt.text == "Sentence: 'warm and funny' \nAnswer:"
+    assert (prompt.num_examples, prompt.answer_ends, prompt.shown_texts) == (0, [], [])
+    assert query_prompt(sst2(data_dir, num_prompt_examples=0, use_default_prompt=True)).text == (
+        'Is the sentiment of the following sentence `positive` or `negative`. Respond with `positive` or '
+        "`negative.\nSentence: 'warm and funny' \nAnswer:")
+
+
 def test_flip_labels_multi_lim_stops_flipping(data_dir):
     # every odd example flips, but none after example 3
     assert shown(sst2(data_dir, flip_labels_after=1, flip_labels_multi=True, flip_labels_multi_lim=3)) == [

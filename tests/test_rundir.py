@@ -317,3 +317,9 @@ def test_a_resume_after_the_data_changed_is_refused_naming_the_dataset_and_split
                      '(split validation has 871 rows (was 872)); resume it with the data it was made from (local '
                      f'folder {original.resolve()}) or use a new --workdir'] * 2
     assert (run / 'config.json').read_bytes() == config
+
+
+def test_a_resume_with_other_old_class_names_is_refused():
+    """OLD_CLASS_NAMES=TRUE changes the names a run of mrpc, wnli, rte, ... shows: no mixing in one table."""
+    assert config_differences(record(), {**record(), 'old_class_names': True}) == {'OLD_CLASS_NAMES': (False, True)}
+    assert config_differences({**record(), 'old_class_names': False}, record()) == {}  # records before the key

@@ -1,5 +1,6 @@
 """wandb runs need no account: without an API key they are written offline beside the run."""
 import pandas as pd
+from wandb_records import offline_run
 
 from icl import tracking
 
@@ -34,3 +35,35 @@ def test_wandb_mode_variable_wins(monkeypatch):
     assert tracking.mode() == 'disabled'
     monkeypatch.delenv('WANDB_MODE')
     assert tracking.mode() == 'online'
+
+
+def test_every_repetition_reaches_the_history_and_the_summary_holds_the_final_means(tmp_path, monkeypatch):
+    """Curves logged between repetitions (as a live run does) must not make wandb drop repetitions."""
+    monkeypatch.setenv('WANDB_MODE', 'offline')
+    tracker = tracking.Tracker(config={'dataset_name': 'x'}, run_dir=tmp_path, debug=True, note='t')
+    curves = pd.DataFrame({'variant': ['default'] * 2, 'metric': ['accuracy'] * 2, 'position': [0, 1],
+                           'mean': [0.5, 0.75], 'sem': [0.1, 0.1], 'n': [2, 2]})
+    for repetition in range(4):
+        tracker.log_repetition(repetition, pd.DataFrame({'variant': ['default', 'flip'],
+                                                         'accuracy': [repetition / 10, 1 - repetition / 10]}),
+                               label_frequencies=[0.25, 0.75])
+        tracker.log_curves(curves)
+    tracker.log_summary(pd.DataFrame({'variant': ['default'], 'accuracy_first': [0.125], 'repetitions': [4]}))
+    tracker.finish()
+
+    logged = offline_run(tmp_path)
+    rows = [row for row in logged['history'] if 'default/accuracy' in row]
+    assert [(r['repetition'], r['default/accuracy'], r['flip/accuracy']) for r in rows] == [
+        (0, 0.0, 1.0), (1, 0.1, 0.9), (2, 0.2, 0.8), (3, 0.3, 0.7)]
+    assert all(r['label_frequencies'] == [0.25, 0.75] and r['guessing_acc'] == 0.75 for r in rows)
+    curve_rows = [r['repetition'] for r in logged['history'] if any(k.startswith('curves/table') for k in r)]
+    assert curve_rows == [0, 1, 2, 3]  # logged beside each repetition, without a repetition of their own
+    assert logged['summary']['default/accuracy_first'] == 0.125 and logged['summary']['default/repetitions'] == 4
+
+
+def test_wandb_config_uses_the_original_keys():
+    record = {'config': {'n_repeats': 3, 'dataset': {'name': 'sst2', 'config': {'num_prompt_examples': 5}}},
+              'class_names_env': 'DEFAULT_ONLY', 'old_class_names': True, 'dtype': 'float32'}
+    assert tracking.wandb_config(record) == {
+        'n_repeats': 3, 'dataset_name': 'sst2', 'dataset_config_num_prompt_examples': 5,
+        'CLASS_NAMES': 'DEFAULT_ONLY', 'OLD_CLASS_NAMES': True, 'dtype': 'float32'}
