@@ -1,0 +1,182 @@
+"""One submitit job per run, on this machine (LocalExecutor) or a SLURM cluster (one job array).
+
+A job runs its command like change_labels.py would, with `--workdir` set to the run's directory,
+so a job that starts again (requeued after pre-emption or a time-out: submitit's checkpointing, or
+the sweep run once more) resumes the run where its last repetition ended. A command that asks for
+several processes runs under `accelerate launch`.
+"""
+import dataclasses
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import submitit
+
+from icl.config import REPO_ROOT, autotype
+from icl.errors import UsageError
+from icl.sweep.status import jobs_dir, write_state
+from icl.sweep.study import SCRIPT, Run, class_names_env, resolve_config
+
+LOCAL_TIMEOUT_MIN = 7 * 24 * 60  # submitit's local default (2 minutes) would cut runs short
+POLL_S = 0.5
+
+
+@dataclasses.dataclass
+class RunJob(submitit.helpers.Checkpointable):
+    """The job of one run; its checkpoint (pre-emption, time-out) is the same call: the run resumes."""
+    run: Run
+    root: str
+    threads: int | None = None  # torch threads (local jobs sharing the CPU cores)
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.root) / self.run.name
+
+    def argv(self) -> list[str]:
+        return [SCRIPT, *self.run.flags, f'--workdir={self.run_dir}']
+
+    def __call__(self) -> str:
+        logging.basicConfig(format='%(asctime)s %(levelname)-8s %(message)s', level=logging.INFO, datefmt='%H:%M:%S')
+        log = str(job_log())
+        write_state(self.root, self.run.name, 'running', log=log, pid=os.getpid(), job=job_id())
+        try:
+            if self.run.processes > 1:
+                run_launched(launch_argv(self.argv(), self.run.processes), self.run.class_names)
+            else:
+                self.run_here()
+        except Exception as error:  # the job fails with it; its state keeps the log to read
+            write_state(self.root, self.run.name, 'failed', log=log, job=job_id(),
+                        error=f'{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ""}')
+            raise
+        write_state(self.root, self.run.name, 'done', log=log, job=job_id())
+        return str(self.run_dir)
+
+    def run_here(self) -> None:
+        """The command in this process (icl.experiment.run, as change_labels.py calls it)."""
+        from icl import experiment
+        if self.threads:
+            import torch
+            torch.set_num_threads(self.threads)
+        sys.argv = self.argv()  # config.json records the command
+        with class_names_env(self.run.class_names):
+            experiment.run(resolve_config(self.run.flags), run_dir=self.run_dir)
+
+
+def job_id() -> str:
+    try:
+        return submitit.JobEnvironment().job_id
+    except RuntimeError:  # not in a submitit job
+        return ''
+
+
+def job_log() -> Path | str:
+    try:
+        return submitit.JobEnvironment().paths.stderr
+    except RuntimeError:
+        return ''
+
+
+def launch_argv(argv: Sequence[str], processes: int) -> list[str]:
+    """`accelerate launch` of change_labels.py with `processes` processes (--multi_gpu: also on CPUs)."""
+    return [sys.executable, '-m', 'accelerate.commands.launch', '--multi_gpu', f'--num_processes={processes}',
+            '--num_machines=1', '--mixed_precision=no', '--dynamo_backend=no', str(REPO_ROOT / argv[0]), *argv[1:]]
+
+
+def run_launched(argv: list[str], class_names: str) -> None:
+    """Run a launcher in its own process group, ended with the job (a requeue, a cancel)."""
+    process = subprocess.Popen(argv, env={**os.environ, 'CLASS_NAMES': class_names}, start_new_session=True)
+    try:
+        status = process.wait()
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    if status != 0:
+        raise RuntimeError(f'accelerate launch exited with status {status}')
+
+
+def core_count() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count() or 1
+
+
+def run_local(jobs: Sequence[RunJob], root: Path, parallel: int) -> None:
+    """Run the jobs on this machine through submitit's LocalExecutor, at most `parallel` at a time;
+    a job that ends without a result (killed) is recorded as failed."""
+    executor = submitit.LocalExecutor(folder=jobs_dir(root))
+    executor.update_parameters(timeout_min=LOCAL_TIMEOUT_MIN)
+    pending, running = list(jobs), {}
+    while pending or running:
+        while pending and len(running) < parallel:
+            job = pending.pop(0)
+            running[executor.submit(job)] = job
+            print(f'started   {job.run.name}', flush=True)
+        for submitted in [s for s in running if s.done()]:
+            job = running.pop(submitted)
+            failure = job_failure(submitted)
+            if failure:
+                write_state(root, job.run.name, 'failed', log=str(submitted.paths.stderr), job=submitted.job_id,
+                            error=failure)
+            print(f"{'failed' if failure else 'finished'}  {job.run.name}" + (f' ({failure})' if failure else ''),
+                  flush=True)
+        time.sleep(POLL_S)
+
+
+def job_failure(submitted) -> str:
+    """Why a finished submitit job did not complete its run ('' if it did)."""
+    if not submitted.paths.result_pickle.exists():
+        return f'the job ended without a result (killed?); exit state {submitted.state}'
+    error = submitted.exception()
+    if error is None:
+        return ''
+    lines = [line for line in str(error).splitlines() if line.strip()]
+    return lines[-1] if lines else type(error).__name__
+
+
+SLURM_REQUIRED = ('time',)
+
+
+def slurm_parameters(options: dict[str, str]) -> dict:
+    """`--slurm.KEY=VALUE` options -> submitit's SlurmExecutor parameters (any of them passes through);
+    time may be minutes or [D-]HH:MM[:SS]."""
+    valid = submitit.SlurmExecutor._valid_parameters()
+    params = {}
+    for key, text in options.items():
+        if key not in valid:
+            raise UsageError(f"--slurm.{key} is not a SLURM parameter of submitit; valid: {', '.join(sorted(valid))}")
+        params[key] = slurm_minutes(text) if key == 'time' else autotype(text)
+    missing = [key for key in SLURM_REQUIRED if key not in params]
+    if missing:
+        raise UsageError(f'--launcher=slurm needs --slurm.{missing[0]} (the limit of each run: minutes or HH:MM:SS)')
+    return params
+
+
+def slurm_minutes(text: str) -> int:
+    """'90', '1:30:00' or '2-00:00:00' -> minutes."""
+    days, _, clock = text.rpartition('-')
+    parts = clock.split(':')
+    if not (days == '' or days.isdigit()) or not all(p.isdigit() for p in parts) or not 1 <= len(parts) <= 3:
+        raise UsageError(f"--slurm.time={text} is not a time: give minutes or [D-]HH:MM[:SS]")
+    if len(parts) == 1:
+        minutes = int(parts[0])
+    else:
+        hours, mins, secs = (list(map(int, parts)) + [0])[:3]
+        minutes = hours * 60 + mins + (secs > 0)
+    return minutes + int(days or 0) * 24 * 60
+
+
+def submit_slurm(jobs: Sequence[RunJob], root: Path, params: dict) -> list[str]:
+    """Submit the jobs as one SLURM job array; their job ids."""
+    try:
+        executor = submitit.SlurmExecutor(folder=jobs_dir(root))
+    except RuntimeError:
+        raise UsageError("--launcher=slurm needs SLURM's 'srun' on PATH (this is not a SLURM login node)") from None
+    executor.update_parameters(job_name='icl-sweep', **params)
+    with executor.batch():
+        submitted = [executor.submit(job) for job in jobs]
+    for job, sub in zip(jobs, submitted):
+        write_state(root, job.run.name, 'submitted', job=sub.job_id, log=str(sub.paths.stderr))
+    return [sub.job_id for sub in submitted]
