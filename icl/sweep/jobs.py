@@ -19,7 +19,7 @@ import submitit
 
 from icl.config import REPO_ROOT, autotype
 from icl.errors import UsageError
-from icl.sweep.status import jobs_dir, write_state
+from icl.sweep.status import jobs_dir, state_path, write_state
 from icl.sweep.study import SCRIPT, Run, class_names_env, resolve_config
 
 LOCAL_TIMEOUT_MIN = 7 * 24 * 60  # submitit's local default (2 minutes) would cut runs short
@@ -128,7 +128,7 @@ def run_local(jobs: Sequence[RunJob], root: Path, parallel: int) -> None:
 def job_failure(submitted) -> str:
     """Why a finished submitit job did not complete its run ('' if it did)."""
     if not submitted.paths.result_pickle.exists():
-        return f'the job ended without a result (killed?); exit state {submitted.state}'
+        return 'the job ended without a result (killed?)'
     error = submitted.exception()
     if error is None:
         return ''
@@ -168,15 +168,25 @@ def slurm_minutes(text: str) -> int:
     return minutes + int(days or 0) * 24 * 60
 
 
+def has_state_since(root: Path, name: str, start: float) -> bool:
+    path = state_path(root, name)
+    return path.is_file() and path.stat().st_mtime >= start
+
+
 def submit_slurm(jobs: Sequence[RunJob], root: Path, params: dict) -> list[str]:
     """Submit the jobs as one SLURM job array; their job ids."""
     try:
         executor = submitit.SlurmExecutor(folder=jobs_dir(root))
     except RuntimeError:
         raise UsageError("--launcher=slurm needs SLURM's 'srun' on PATH (this is not a SLURM login node)") from None
-    executor.update_parameters(job_name='icl-sweep', **params)
+    try:
+        executor.update_parameters(**{'job_name': 'icl-sweep', **params})
+    except ValueError as error:
+        raise UsageError(f'--slurm options: {str(error).splitlines()[0]}') from None
+    start = time.time()
     with executor.batch():
         submitted = [executor.submit(job) for job in jobs]
     for job, sub in zip(jobs, submitted):
-        write_state(root, job.run.name, 'submitted', job=sub.job_id, log=str(sub.paths.stderr))
+        if not has_state_since(root, job.run.name, start):  # a job may have started (and reported) already
+            write_state(root, job.run.name, 'submitted', job=sub.job_id, log=str(sub.paths.stderr))
     return [sub.job_id for sub in submitted]
