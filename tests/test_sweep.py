@@ -23,8 +23,8 @@ TINY = '--dataset.config.num_prompt_examples=4 --n_repeats=2'
 STUDY = f"""\
 # Three experiment kinds on two datasets
 export CLASS_NAMES=DEFAULT_ONLY
-python change_labels.py --note=default --dataset.name=tiny_sentiment {TINY} --n_repeats=3
-python change_labels.py --note=default --dataset.name=sst2 {TINY} --n_repeats=3
+python change_labels.py --note=default --dataset.name=tiny_sentiment {TINY}
+python change_labels.py --note=default --dataset.name=sst2 {TINY}
 python change_labels.py --note=random --dataset.name=tiny_sentiment {TINY} --dataset.config.random_labels=True
 python change_labels.py --note=random --dataset.name=sst2 {TINY} --dataset.config.random_labels=True
 export CLASS_NAMES=DEFAULT_AND_FLIP
@@ -109,7 +109,7 @@ def test_expand_keeps_class_names_selects_substitutes_and_runs_identical_command
     assert runs[2].flags[-2:] == ('--dataset.config.random_labels=True', '--model.dtype=float32')
     assert runs[1].command('R') == ('CLASS_NAMES=DEFAULT_ONLY python change_labels.py --note=default '
                                     '--dataset.name=sst2 --dataset.config.num_prompt_examples=4 --n_repeats=2 '
-                                    '--n_repeats=3 --model.dtype=float32 --workdir=R')
+                                    '--model.dtype=float32 --workdir=R')
     again = study.expand(path, substitutions=[('model.dtype', 'float32')])
     assert [r.name for r in again] == [r.name for r in runs]  # the same command, the same directory
     other = study.expand(path, substitutions=[('model.dtype', 'bfloat16')])
@@ -223,7 +223,7 @@ def test_local_sweep_resumes_killed_and_preempted_jobs_and_matches_each_command_
     assert main(['status', f'--root={root}']) == 0
     table = capsys.readouterr().out.splitlines()
     assert table[0].split() == ['run', 'state', 'detail'] and len(table) == 8
-    assert table[1].split() == [killed, 'partial', '1', 'of', '3', 'repetitions']
+    assert table[1].split() == [killed, 'partial', '1', 'of', '2', 'repetitions']
     assert table[3].split() == [names[2], 'not', 'started']
     assert table[-1] == '6 runs: 0 done, 2 partial, 0 failed, 4 not started'
 
@@ -234,7 +234,7 @@ def test_local_sweep_resumes_killed_and_preempted_jobs_and_matches_each_command_
     assert sweep.returncode == 1, output[-3000:]
     found = status.sweep_status(root)
     assert [(s.name, s.state, s.done) for s in found] == [
-        (killed, 'failed', 1, ), *[(name, 'done', 2 + (name == preempted)) for name in names[1:]]]
+        (killed, 'failed', 1), *[(name, 'done', 2) for name in names[1:]]]
     assert Path(found[0].log).is_file() and found[0].log.startswith(str(root / '_sweep' / 'jobs'))
     assert found[0].error.startswith('the job ended without a result (killed?)')
     job_log = Path(status.read_state(root, preempted)['log'])
@@ -258,10 +258,10 @@ def test_local_sweep_resumes_killed_and_preempted_jobs_and_matches_each_command_
     assert main([str(tmp_path / 'study.md'), f'--root={root}', '--set=model.dtype=float32', '--dry_run=True']) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[-3:-1] == ['runs           6 from 7 commands (6 done, 0 to resume, 0 new)',
-                          'prompts        0 to score (of 18)']  # 2 x 3 + 2 x 2 + 2 x 2 x 2 variants
+                          'prompts        0 to score (of 16)']  # 4 runs x 2 + 2 runs x 2 x 2 variants
     assert re.fullmatch(r'tokens         about 0 to score \(of about [\d,]+\)', out[-1])  # no time left to guess
     for p in [plan.plan_run(run, root) for run in study.expand(tmp_path / 'study.md', substitutions=[
-            ('model.dtype', 'float32')]) if run.name != killed]:
+            ('model.dtype', 'float32')]) if run.name not in (killed, preempted)]:  # runs scored in one go
         timing = results.read_json(root / p.run.name / 'setup.json')['timing']
         assert p.prompts == timing['prompts'] and abs(p.tokens / timing['tokens'] - 1) < 0.1, (p, timing)
 
@@ -312,19 +312,30 @@ def test_plan_estimates_time_from_finished_runs_and_a_changed_run_directory_is_r
 
 STAND_INS = {
     'sbatch': r'''
-        import os, re, subprocess, sys
+        import os, re, subprocess, sys, time
         from pathlib import Path
-        log = Path(os.environ['SLURM_STAND_IN_LOG'])
-        script = Path(sys.argv[-1]).read_text()
+        log, script = Path(os.environ['SLURM_STAND_IN_LOG']), Path(sys.argv[-1])
+        text = script.read_text()
         with open(log / 'sbatch.txt', 'a') as f:
-            f.write(' '.join(sys.argv[1:]) + '\n' + script + '\n')
-        first, last, _ = map(int, re.search(r'#SBATCH --array=(\d+)-(\d+)%(\d+)', script).groups())
-        for task in range(first, last + 1):  # run each array task here, one after the other
-            env = {**os.environ, 'SLURM_JOB_ID': str(4242 + task + 1), 'SLURM_ARRAY_JOB_ID': '4242',
-                   'SLURM_ARRAY_TASK_ID': str(task), 'SLURM_NTASKS': '1', 'SLURM_PROCID': '0', 'SLURM_LOCALID': '0',
-                   'SLURM_NODEID': '0', 'SLURM_JOB_NUM_NODES': '1', 'SLURM_JOB_NODELIST': 'localhost'}
-            subprocess.run(['bash', sys.argv[-1]], env=env, check=True)
-        print('Submitted batch job 4242')
+            f.write(' '.join(sys.argv[1:]) + '\n' + text + '\n')
+        first, last, _ = map(int, re.search(r'#SBATCH --array=(\d+)-(\d+)%(\d+)', text).groups())
+        print('Submitted batch job 4242', flush=True)
+        if os.fork() == 0:  # the "cluster": once submitit has put the jobs' pickles in place, run each task here
+            os.setsid()
+            quiet = os.open(os.devnull, os.O_RDWR)
+            for fd in (0, 1, 2):
+                os.dup2(quiet, fd)
+            pickles = [script.parent / f'4242_{task}_submitted.pkl' for task in range(first, last + 1)]
+            while not all(p.exists() for p in pickles):
+                time.sleep(0.1)
+            for task in range(first, last + 1):
+                env = {**os.environ, 'SLURM_JOB_ID': str(4242 + task + 1), 'SLURM_ARRAY_JOB_ID': '4242',
+                       'SLURM_ARRAY_TASK_ID': str(task), 'SLURM_NTASKS': '1', 'SLURM_PROCID': '0',
+                       'SLURM_LOCALID': '0', 'SLURM_NODEID': '0', 'SLURM_JOB_NUM_NODES': '1',
+                       'SLURM_JOB_NODELIST': 'localhost'}
+                subprocess.run(['bash', str(script)], env=env)
+            (log / 'array-finished').touch()
+            os._exit(0)
     ''',
     'srun': r'''
         import os, subprocess, sys
@@ -372,21 +383,27 @@ def test_slurm_sweep_submits_one_job_array_with_the_resources(tmp_path, real_dat
                            '--slurm.array_parallelism=1', '--slurm.account=proj', '--slurm.qos=high'],
                           env=env, capture_output=True, text=True, cwd=tmp_path)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert 'submitted 2 run(s) as SLURM job(s) 4242_0 ... 4242_1' in done.stdout
+    runs = study.expand(path)
+    assert [s.state for s in status.sweep_status(root)] == ['not started', 'not started']
+    assert [status.read_state(root, r.name)['state'] for r in runs] == ['submitted', 'submitted']
+    start = time.monotonic()
+    while not (log_dir / 'array-finished').exists():
+        assert time.monotonic() - start < 600, 'the stand-in cluster did not finish the job array'
+        time.sleep(0.2)
 
     submitted = (log_dir / 'sbatch.txt').read_text()
     assert submitted.count('#!/bin/bash') == 1  # one job array
     sbatch = [line for line in submitted.splitlines() if line.startswith('#SBATCH')]
     jobs_folder = root / '_sweep' / 'jobs'
-    assert sbatch == ['#SBATCH --account=proj', '#SBATCH --array=0-1%1', '#SBATCH --cpus-per-task=1',
+    assert sbatch == ['#SBATCH --account=proj', '#SBATCH --array=0-1%1',  # 2 runs, 1 at a time
                       f'#SBATCH --error={jobs_folder}/%A_%a_0_log.err', '#SBATCH --gpus-per-node=1',
-                      '#SBATCH --job-name=icl-sweep', '#SBATCH --nodes=1', '#SBATCH --ntasks-per-node=1',
+                      '#SBATCH --job-name=icl-sweep', '#SBATCH --nodes=1',
                       '#SBATCH --open-mode=append', f'#SBATCH --output={jobs_folder}/%A_%a_0_log.out',
                       '#SBATCH --partition=gpu', '#SBATCH --qos=high', '#SBATCH --signal=USR2@90',
                       '#SBATCH --time=90', '#SBATCH --wckey=submitit']
     assert (f'srun --unbuffered --output {jobs_folder}/%A_%a_%t_log.out --error {jobs_folder}/%A_%a_%t_log.err '
             f'{sys.executable} -u -m submitit.core._submit {jobs_folder}') in submitted
-    assert 'submitted 2 run(s) as SLURM job(s) 4242_0 ... 4242_1' in done.stdout
-    runs = study.expand(path)
     assert [(s.name, s.state, s.done) for s in status.sweep_status(root)] == [(r.name, 'done', 2) for r in runs]
     assert [status.read_state(root, r.name)['job'] for r in runs] == ['4242_0', '4242_1']
     assert len(results.read_table(root / runs[1].name)) == 2 * 5  # 4 examples and a query per repetition

@@ -114,6 +114,9 @@ def main(argv: list[str]) -> int:
     except UsageError as error:
         print(f'error: {error}', file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print('interrupted: the runs keep what they finished; run the same sweep again to resume', file=sys.stderr)
+        return 130
 
 
 if __name__ == '__main__':

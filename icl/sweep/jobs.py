@@ -109,20 +109,25 @@ def run_local(jobs: Sequence[RunJob], root: Path, parallel: int) -> None:
     executor = submitit.LocalExecutor(folder=jobs_dir(root))
     executor.update_parameters(timeout_min=LOCAL_TIMEOUT_MIN)
     pending, running = list(jobs), {}
-    while pending or running:
-        while pending and len(running) < parallel:
-            job = pending.pop(0)
-            running[executor.submit(job)] = job
-            print(f'started   {job.run.name}', flush=True)
-        for submitted in [s for s in running if s.done()]:
-            job = running.pop(submitted)
-            failure = job_failure(submitted)
-            if failure:
-                write_state(root, job.run.name, 'failed', log=str(submitted.paths.stderr), job=submitted.job_id,
-                            error=failure)
-            print(f"{'failed' if failure else 'finished'}  {job.run.name}" + (f' ({failure})' if failure else ''),
-                  flush=True)
-        time.sleep(POLL_S)
+    try:
+        while pending or running:
+            while pending and len(running) < parallel:
+                job = pending.pop(0)
+                running[executor.submit(job)] = job
+                print(f'started   {job.run.name}', flush=True)
+            for submitted in [s for s in running if s.done()]:
+                job = running.pop(submitted)
+                failure = job_failure(submitted)
+                if failure:
+                    write_state(root, job.run.name, 'failed', log=str(submitted.paths.stderr),
+                                job=submitted.job_id, error=failure)
+                word = 'failed' if failure else 'finished'
+                print(f'{word:<9} {job.run.name}' + (f' ({failure})' if failure else ''), flush=True)
+            time.sleep(POLL_S)
+    except KeyboardInterrupt:  # stop the jobs too: they resume when the sweep runs again
+        for submitted in running:
+            submitted.cancel(check=False)
+        raise
 
 
 def job_failure(submitted) -> str:
