@@ -309,6 +309,14 @@ def test_plan_estimates_time_from_finished_runs_and_a_changed_run_directory_is_r
         "command (see its config.json) or use a new --workdir\n")
     assert not status.manifest_path(root).exists()
 
+    # model.dtype=auto resolves on the machine that runs the job: only a local sweep compares it here
+    record['config']['random_seed'], record['dtype'] = 200, 'bfloat16'
+    results.write_json(root / run.name / 'config.json', record)
+    assert main([str(path), f'--root={root}', '--dry_run=True']) == 2
+    assert "holds a run of a different config (dtype (resolved model.dtype) 'bfloat16' -> 'float32')" in (
+        capsys.readouterr().err)
+    assert main([str(path), f'--root={root}', '--dry_run=True', '--launcher=slurm', '--slurm.time=60']) == 0
+
 
 STAND_INS = {
     'sbatch': r'''

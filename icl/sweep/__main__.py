@@ -83,7 +83,7 @@ def sweep(args: argparse.Namespace, slurm: dict[str, str]) -> int:
     substitutions += [study.parse_set(text) for text in args.set]
     slurm_params = jobs.slurm_parameters(slurm) if args.launcher == 'slurm' else {}
     runs = study.expand(args.file, [study.parse_where(text) for text in args.where], substitutions, args.processes)
-    plans = [plan.plan_run(run, root) for run in runs]
+    plans = [plan.plan_run(run, root, here=args.launcher == 'local') for run in runs]
     print(plan.describe(plans, root, commands=sum(len(run.sources) for run in runs)), flush=True)
     if args.dry_run:
         return 0

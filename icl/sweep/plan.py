@@ -52,19 +52,33 @@ def estimated_tokens(p: experiment.Plan) -> int:
     return round(sum(map(len, texts)) * per_char * per_repetition)
 
 
-def plan_run(run: Run, root: Path) -> RunPlan:
-    """Validate one run as its dry run would; UsageError names the run's command and lines of the file."""
+def run_dir_record(p: experiment.Plan, run_dir: Path, here: bool) -> dict:
+    """The config.json the run would write, to compare with the one in its directory. Jobs on other machines
+    (here=False) resolve model.dtype=auto there: the existing run's dtype stands in, and the job checks it."""
+    record = experiment.run_record(p)
+    try:
+        existing = results.read_json(run_dir / 'config.json') if not here else None
+    except (OSError, ValueError):  # none, or damaged: inspect_run_dir says which
+        existing = None
+    if isinstance(existing, dict) and 'dtype' in existing:
+        record['dtype'] = existing['dtype']
+    return record
+
+
+def plan_run(run: Run, root: Path, here: bool = True) -> RunPlan:
+    """Validate one run as its dry run would (`here`: on this machine); UsageError names the run's command
+    and its lines in the file."""
     try:
         with class_names_env(run.class_names):
             config = resolve_config(run.flags)
             p = experiment.plan(config)
-            found = inspect_run_dir(Path(root) / run.name, experiment.run_record(p), n_repeats=config.n_repeats,
+            record = run_dir_record(p, Path(root) / run.name, here)
+            found = inspect_run_dir(Path(root) / run.name, record, n_repeats=config.n_repeats,
                                     rows_per_repetition=p.rows_per_repetition, variants=list(p.variants),
                                     check_parts=False)
             tokens = estimated_tokens(p)
     except UsageError as error:
         raise UsageError(f"{', '.join(run.sources)} ({run.command()}): {error}") from None
-    record = experiment.run_record(p)
     done = len([r for r in found.done if r < config.n_repeats])
     return RunPlan(run, config.model.name, record['dtype'], config.n_repeats, done,
                    is_finished(found.path, config.n_repeats), p.num_prompts, tokens, p.longest_prompt, p.context)
