@@ -134,6 +134,7 @@ def test_where_selects_by_any_config_key_and_model_substitutes(tmp_path):
                      'tiny_sentiment'),
     ('n_repeats=many', "config key 'n_repeats' expects int, got 'many'"),
     ('CLASS_NAMES=SOME', '--where CLASS_NAMES=SOME is not valid; use ALL, DEFAULT_ONLY, DEFAULT_AND_FLIP'),
+    ('name=sst2', "--where: 'name' is ambiguous; use one of dataset.name, model.name"),
 ])
 def test_a_bad_where_is_one_line_and_exit_status_2(tmp_path, capsys, where, message):
     assert main([str(write_study(tmp_path)), f'--root={tmp_path / "root"}', f'--where={where}']) == 2

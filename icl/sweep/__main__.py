@@ -20,7 +20,6 @@ from pathlib import Path
 from icl.errors import UsageError
 from icl.sweep import jobs, plan, status, study
 
-LAUNCHERS = ('local', 'slurm')
 SLURM_PREFIX = '--slurm.'
 
 
@@ -38,7 +37,7 @@ def parser() -> Parser:
                    help='keep commands whose KEY (config key, group, CLASS_NAMES) is one of the values')
     p.add_argument('--model', help='substitute model.name in every command')
     p.add_argument('--set', action='append', default=[], metavar='KEY=VALUE', help='substitute any config key')
-    p.add_argument('--launcher', choices=LAUNCHERS, default='local')
+    p.add_argument('--launcher', choices=('local', 'slurm'), default='local')
     p.add_argument('--parallel', type=int, default=1, help='local launcher: runs at a time')
     p.add_argument('--processes', type=int, help="processes per run under accelerate launch (default: the command's)")
     p.add_argument('--dry_run', type=bool_text, default=False, help='True: validate every run and print the plan only')
@@ -93,16 +92,27 @@ def sweep(args: argparse.Namespace, slurm: dict[str, str]) -> int:
         threads = max(1, jobs.core_count() // args.parallel)
     todo = [jobs.RunJob(p.run, str(root), threads) for p in plans if not p.finished]
     print(f'{len(plans) - len(todo)} finished run(s) skipped, {len(todo)} to run', flush=True)
-    if args.launcher == 'slurm':
-        if todo:
-            ids = jobs.submit_slurm(todo, root, slurm_params)
-            print(f'submitted {len(ids)} run(s) as SLURM job(s) {ids[0]}{" ... " + ids[-1] if len(ids) > 1 else ""}; '
-                  f'follow them with: python -m icl.sweep status --root={root}')
-        return 0
+    return LAUNCH[args.launcher](todo, plans, root, args, slurm_params)
+
+
+def launch_local(todo: list, plans: list, root: Path, args: argparse.Namespace, _slurm: dict) -> int:
+    """Run here and wait; 1 unless every run is done."""
     jobs.run_local(todo, root, args.parallel)
     statuses = [status.run_status(root, p.run.name, p.n_repeats) for p in plans]
     print(status.status_table(statuses))
     return 0 if all(s.state == 'done' for s in statuses) else 1
+
+
+def launch_slurm(todo: list, _plans: list, root: Path, _args: argparse.Namespace, slurm_params: dict) -> int:
+    """Submit one job array and return."""
+    if todo:
+        ids = jobs.submit_slurm(todo, root, slurm_params)
+        print(f'submitted {len(ids)} run(s) as SLURM job(s) {ids[0]}{" ... " + ids[-1] if len(ids) > 1 else ""}; '
+              f'follow them with: python -m icl.sweep status --root={root}')
+    return 0
+
+
+LAUNCH = {'local': launch_local, 'slurm': launch_slurm}
 
 
 def main(argv: list[str]) -> int:

@@ -192,9 +192,13 @@ def full_key(key: str) -> str:
     keys = icl_config.all_keys(icl_config.base_config())
     if key == CLASS_NAMES_KEY or key in keys:
         return key
-    for candidate in (f'{key}.name', *[k for k in keys if k.endswith('.' + key)]):
-        if candidate in keys and (candidate.endswith('.name') or sum(k.endswith('.' + key) for k in keys) == 1):
-            return candidate
+    if f'{key}.name' in keys:
+        return f'{key}.name'
+    same_leaf = [k for k in keys if k.endswith('.' + key)]
+    if len(same_leaf) == 1:
+        return same_leaf[0]
+    if same_leaf:
+        raise UsageError(f"--where: '{key}' is ambiguous; use one of {', '.join(same_leaf)}")
     close = icl_config.close_keys(key, keys)
     hint = f"; did you mean {' or '.join(close)}?" if close else f'; use a config key or {CLASS_NAMES_KEY}'
     raise UsageError(f"--where: unknown key '{key}'{hint}")
