@@ -5,9 +5,9 @@ import os
 import re
 import signal
 import stat
-import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -58,20 +58,29 @@ def write_study(tmp_path: Path, text: str = STUDY) -> Path:
     return path
 
 
-def sweep_env(tmp_path: Path, **extra) -> dict:
+def sweep_env(monkeypatch, tmp_path: Path, data_dir: Path, **extra) -> None:
+    """The environment the sweep's jobs inherit: this repository (and the test hook) importable, one thread."""
     hook = tmp_path / 'hook'
     hook.mkdir(exist_ok=True)
     (hook / 'sitecustomize.py').write_text(HOLD_HOOK)
-    return {**os.environ, 'PYTHONPATH': f'{hook}{os.pathsep}{REPO_ROOT}', 'WANDB_MODE': 'disabled',
-            'OMP_NUM_THREADS': '1', **extra}
+    for name, value in {'PYTHONPATH': f'{hook}{os.pathsep}{REPO_ROOT}', 'WANDB_MODE': 'disabled',
+                        'OMP_NUM_THREADS': '1', 'ICL_DATA_DIR': str(data_dir), **extra}.items():
+        monkeypatch.setenv(name, value)
 
 
-def wait_for(condition, what: str, process: subprocess.Popen, log: Path, timeout_s: float = 600):
+def in_thread(argv: list[str]) -> tuple[threading.Thread, dict]:
+    """`python -m icl.sweep ARGV` in a thread of this process; the dict gets its exit status."""
+    outcome = {}
+    thread = threading.Thread(target=lambda: outcome.update(status=main(argv)), daemon=True)
+    thread.start()
+    return thread, outcome
+
+
+def wait_for(condition, what: str, thread: threading.Thread, timeout_s: float = 600):
     start = time.monotonic()
     while not condition():
-        if process.poll() is not None or time.monotonic() - start > timeout_s:
-            process.kill()
-            pytest.fail(f'gave up waiting for {what}; sweep output:\n{log.read_text()[-3000:]}')
+        if not thread.is_alive() or time.monotonic() - start > timeout_s:
+            pytest.fail(f'gave up waiting for {what}')
         time.sleep(0.2)
 
 
@@ -208,21 +217,17 @@ def test_local_sweep_resumes_killed_and_preempted_jobs_and_matches_each_command_
     resumes); the sweep run again resumes the killed one, and every table equals its command's alone."""
     root, held = tmp_path / 'root', tmp_path / 'held'
     held.mkdir()
-    args = [sys.executable, '-m', 'icl.sweep', str(write_study(tmp_path)), f'--root={root}', '--parallel=2',
-            '--set', 'model.dtype=float32', '--where', 'dataset=tiny_sentiment,sst2']
+    args = [str(write_study(tmp_path)), f'--root={root}', '--parallel=2', '--set', 'model.dtype=float32',
+            '--where', 'dataset=tiny_sentiment,sst2']
     names = [r.name for r in study.expand(tmp_path / 'study.md', substitutions=[('model.dtype', 'float32')])]
     killed, preempted = names[:2]
-    log = tmp_path / 'sweep.log'
-    env = sweep_env(tmp_path, ICL_DATA_DIR=str(real_data_dir), ICL_TEST_HOLD=f'{killed},{preempted}',
-                    ICL_TEST_HOLD_DIR=str(held))
-    with open(log, 'w') as out:
-        sweep = subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=tmp_path)
-    wait_for(lambda: (held / killed).exists() and (held / preempted).exists(), 'the first two jobs', sweep, log)
+    sweep_env(monkeypatch, tmp_path, real_data_dir, ICL_TEST_HOLD=f'{killed},{preempted}', ICL_TEST_HOLD_DIR=str(held))
+    sweep, outcome = in_thread(args)
+    wait_for(lambda: (held / killed).exists() and (held / preempted).exists(), 'the first two jobs', sweep)
 
     assert states(root) == {killed: ('partial', 1), preempted: ('partial', 1),
                             **{name: ('not started', 0) for name in names[2:]}}
-    assert main(['status', f'--root={root}']) == 0
-    table = capsys.readouterr().out.splitlines()
+    table = status.status_table(status.sweep_status(root)).splitlines()
     assert table[0].split() == ['run', 'state', 'detail'] and len(table) == 8
     assert table[1].split() == [killed, 'partial', '1', 'of', '2', 'repetitions']
     assert table[3].split() == [names[2], 'not', 'started']
@@ -230,23 +235,27 @@ def test_local_sweep_resumes_killed_and_preempted_jobs_and_matches_each_command_
 
     os.kill(int((held / killed).read_text()), signal.SIGKILL)
     os.kill(int((held / preempted).read_text()), signal.SIGUSR2)
-    wait_for(lambda: sweep.poll() is not None, 'the sweep to end', sweep, log)
-    output = log.read_text()
-    assert sweep.returncode == 1, output[-3000:]
+    sweep.join(timeout=600)
+    output = capsys.readouterr().out
+    assert outcome == {'status': 1}, output[-3000:]
     found = status.sweep_status(root)
     assert [(s.name, s.state, s.done) for s in found] == [
         (killed, 'failed', 1), *[(name, 'done', 2) for name in names[1:]]]
     assert Path(found[0].log).is_file() and found[0].log.startswith(str(root / '_sweep' / 'jobs'))
-    assert found[0].error.startswith('the job ended without a result (killed?)')
+    assert found[0].error == 'the job ended without a result (killed?)'
+    assert main(['status', f'--root={root}']) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[1].split() == [killed, 'failed', '1', 'of', '2', 'repetitions;', 'log', found[0].log, '(the', 'job',
+                                'ended', 'without', 'a', 'result', '(killed?))']
+    assert table[-1] == '6 runs: 5 done, 0 partial, 1 failed, 0 not started'
     job_log = Path(status.read_state(root, preempted)['log'])
     assert 'this job is preempted' in job_log.read_text() + job_log.with_suffix('.out').read_text()
 
-    again = subprocess.run(args, env=sweep_env(tmp_path, ICL_DATA_DIR=str(real_data_dir)), capture_output=True,
-                           text=True, cwd=tmp_path)
-    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
-    assert f'{killed:<{len(max(names, key=len))}}  CLASS_NAMES' not in again.stdout
-    assert '5 finished run(s) skipped, 1 to run' in again.stdout
-    assert again.stdout.splitlines()[-1] == '6 runs: 6 done, 0 partial, 0 failed, 0 not started'
+    monkeypatch.delenv('ICL_TEST_HOLD')
+    assert main(args) == 0
+    again = capsys.readouterr().out
+    assert '5 finished run(s) skipped, 1 to run' in again
+    assert again.splitlines()[-1] == '6 runs: 6 done, 0 partial, 0 failed, 0 not started'
     assert json.loads((root / killed / 'config.json').read_text())['resumed']  # resumed, not started over
 
     manifest = status.read_manifest(root)
@@ -374,7 +383,7 @@ STAND_INS = {
 }
 
 
-def test_slurm_sweep_submits_one_job_array_with_the_resources(tmp_path, real_data_dir):
+def test_slurm_sweep_submits_one_job_array_with_the_resources(tmp_path, real_data_dir, monkeypatch, capsys):
     """Stand-in sbatch/srun/sacct/squeue on PATH record what is submitted and run the array's tasks here."""
     bin_dir, log_dir, root = tmp_path / 'bin', tmp_path / 'slurm', tmp_path / 'root'
     bin_dir.mkdir()
@@ -385,14 +394,12 @@ def test_slurm_sweep_submits_one_job_array_with_the_resources(tmp_path, real_dat
     path = write_study(tmp_path, 'export CLASS_NAMES=DEFAULT_ONLY\n'
                                  f'python change_labels.py --note=a {TINY} --model.dtype=float32\n'
                                  f'python change_labels.py --note=b {TINY} --model.dtype=float32 --random_seed=7\n')
-    env = sweep_env(tmp_path, ICL_DATA_DIR=str(real_data_dir), SLURM_STAND_IN_LOG=str(log_dir),
-                    PATH=f'{bin_dir}{os.pathsep}{os.environ["PATH"]}')
-    done = subprocess.run([sys.executable, '-m', 'icl.sweep', str(path), f'--root={root}', '--launcher=slurm',
-                           '--slurm.partition=gpu', '--slurm.gpus_per_node=1', '--slurm.time=1:30:00',
-                           '--slurm.array_parallelism=1', '--slurm.account=proj', '--slurm.qos=high'],
-                          env=env, capture_output=True, text=True, cwd=tmp_path)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    assert 'submitted 2 run(s) as SLURM job(s) 4242_0 ... 4242_1' in done.stdout
+    sweep_env(monkeypatch, tmp_path, real_data_dir, SLURM_STAND_IN_LOG=str(log_dir),
+              PATH=f'{bin_dir}{os.pathsep}{os.environ["PATH"]}')
+    assert main([str(path), f'--root={root}', '--launcher=slurm', '--slurm.partition=gpu', '--slurm.gpus_per_node=1',
+                 '--slurm.time=1:30:00', '--slurm.array_parallelism=1', '--slurm.account=proj',
+                 '--slurm.qos=high']) == 0
+    assert 'submitted 2 run(s) as SLURM job(s) 4242_0 ... 4242_1' in capsys.readouterr().out
     runs = study.expand(path)
     assert [s.state for s in status.sweep_status(root)] == ['not started', 'not started']
     assert [status.read_state(root, r.name)['state'] for r in runs] == ['submitted', 'submitted']
