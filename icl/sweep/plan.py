@@ -3,8 +3,8 @@
 Each run goes through the experiment's own dry run (`experiment.plan`: config, CLASS_NAMES, data,
 label tokens, prompt lengths) and the run directory's own check (`rundir.inspect_run_dir`: a new
 run, one of the same config to resume, or a refusal naming the differing keys). Tokens are
-estimated from the prompts' characters (every repetition's first prompt) and the tokens per
-character of one tokenised prompt; time from the throughput of finished runs under the root.
+estimated from the prompts' characters (the first prompt of repetitions spread over the run) and
+the tokens per character of one tokenised prompt; time from the throughput of finished runs under the root.
 """
 import dataclasses
 from collections import defaultdict
@@ -42,14 +42,17 @@ class RunPlan:
         return f'resume {self.done}/{self.n_repeats}' if self.done else 'new'
 
 
+TOKEN_SAMPLE = 50  # repetitions whose first prompt estimated_tokens() measures
+
+
 def estimated_tokens(p: experiment.Plan) -> int:
-    """Tokens of every prompt of the run: characters of each repetition's first prompt x tokens per character."""
+    """Tokens of every prompt of the run: the mean characters of the first prompt of up to TOKEN_SAMPLE
+    repetitions, spread over the run, x tokens per character of one tokenised prompt x prompts."""
     config = p.config
-    texts = [experiment.first_query_prompt(experiment.make_dataset(config, r, None)).text
-             for r in range(config.n_repeats)]
+    sample = range(0, config.n_repeats, max(1, config.n_repeats // TOKEN_SAMPLE))
+    texts = [experiment.first_query_prompt(experiment.make_dataset(config, r, None)).text for r in sample]
     per_char = len(p.tokenizer(texts[0], add_special_tokens=True)['input_ids']) / len(texts[0])
-    per_repetition = len(p.variants) * config.dataset.config.num_test_samples
-    return round(sum(map(len, texts)) * per_char * per_repetition)
+    return round(sum(map(len, texts)) / len(texts) * per_char * p.num_prompts)
 
 
 def run_dir_record(p: experiment.Plan, run_dir: Path, here: bool) -> dict:
