@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from icl import experiment, results
+from icl import experiment, models, results
 from icl.config import REPO_ROOT
 from icl.sweep import jobs, plan, status, study
 from icl.sweep.__main__ import main
@@ -29,7 +29,8 @@ python change_labels.py --note=random --dataset.name=tiny_sentiment {TINY} --dat
 python change_labels.py --note=random --dataset.name=sst2 {TINY} --dataset.config.random_labels=True
 export CLASS_NAMES=DEFAULT_AND_FLIP
 python change_labels.py --note=halfway --dataset.name=tiny_sentiment {TINY} --dataset.config.flip_labels_after=2
-python change_labels.py --note=halfway --dataset.name=sst2 {TINY} --dataset.config.flip_labels_after=2
+accelerate launch --num_processes 2 change_labels.py --note=halfway --dataset.name=sst2 {TINY} \
+--dataset.config.flip_labels_after=2
 python change_labels.py --dataset.name=sst2 --note=halfway --dataset.config.flip_labels_after=2 {TINY} --debug=False
 """
 # Stops a run's job once its first repetition is on disk, writing the job's process id (test only).
@@ -38,7 +39,7 @@ import os
 if os.environ.get('ICL_TEST_HOLD'):
     import time
     from pathlib import Path
-    from icl import experiment, results
+    from icl import experiment, models, results
     _write_part = results.write_part
 
     def write_part(run_dir, repetition, rows):
@@ -113,7 +114,7 @@ def test_expand_keeps_class_names_selects_substitutes_and_runs_identical_command
         ('tiny_sentiment-smollm2-135m-random', 'DEFAULT_ONLY', 1), ('sst2-smollm2-135m-random', 'DEFAULT_ONLY', 1),
         ('tiny_sentiment-smollm2-135m-halfway', 'DEFAULT_AND_FLIP', 1),
         ('sst2-smollm2-135m-halfway', 'DEFAULT_AND_FLIP', 2)]  # flag order and a default value name no new run
-    assert runs[-1].sources == (f'{path}:9', f'{path}:10')
+    assert runs[-1].sources == (f'{path}:9', f'{path}:10') and [r.processes for r in runs] == [1] * 5 + [2]
     assert all(re.fullmatch(r'[\w.=-]+-[0-9a-f]{10}', r.name) for r in runs)
     assert runs[2].flags[-2:] == ('--dataset.config.random_labels=True', '--model.dtype=float32')
     assert runs[1].command('R') == ('CLASS_NAMES=DEFAULT_ONLY python change_labels.py --note=default '
@@ -214,7 +215,8 @@ def test_local_sweep_resumes_killed_and_preempted_jobs_and_matches_each_command_
     """Six runs (two datasets x three kinds), two jobs at a time. The first two jobs stop after their
     first repetition: `status` then shows them partial and the rest not started. One is killed with
     SIGKILL (failed), the other pre-empted (SIGUSR2: submitit checkpoints and requeues it, and it
-    resumes); the sweep run again resumes the killed one, and every table equals its command's alone."""
+    resumes); the sweep run again resumes the killed one, and every table equals its command's alone (one
+    command runs as two processes under accelerate launch)."""
     root, held = tmp_path / 'root', tmp_path / 'held'
     held.mkdir()
     args = [str(write_study(tmp_path)), f'--root={root}', '--parallel=2', '--set', 'model.dtype=float32',
@@ -271,7 +273,8 @@ def test_local_sweep_resumes_killed_and_preempted_jobs_and_matches_each_command_
                           'prompts        0 to score (of 16)']  # 4 runs x 2 + 2 runs x 2 x 2 variants
     assert re.fullmatch(r'tokens         about 0 to score \(of about [\d,]+\)', out[-1])  # no time left to guess
     for p in [plan.plan_run(run, root) for run in study.expand(tmp_path / 'study.md', substitutions=[
-            ('model.dtype', 'float32')]) if run.name not in (killed, preempted)]:  # runs scored in one go
+            ('model.dtype', 'float32')]) if run.name not in (killed, preempted) and run.processes == 1]:
+        # (runs scored in one go by one process: the timing is process 0's)
         timing = results.read_json(root / p.run.name / 'setup.json')['timing']
         assert p.prompts == timing['prompts'] and abs(p.tokens / timing['tokens'] - 1) < 0.1, (p, timing)
 
@@ -281,6 +284,7 @@ def test_plan_estimates_time_from_finished_runs_and_a_changed_run_directory_is_r
     """A dry run writes nothing; its time estimate uses the scoring speed of the finished runs under the root;
     a run directory holding another config stops the sweep with the command named."""
     monkeypatch.setenv('ICL_DATA_DIR', str(real_data_dir))
+    monkeypatch.setattr(models, 'load_model', lambda *a, **k: pytest.fail('a dry run loaded the model weights'))
     root = tmp_path / 'root'
     path = write_study(tmp_path, f'export CLASS_NAMES=DEFAULT_ONLY\npython change_labels.py {TINY} '
                                  '--dataset.name=sst2 --model.dtype=float32 --n_repeats=40\n')
@@ -368,12 +372,12 @@ STAND_INS = {
     ''',
     'sacct': r'''
         import os, sys
-        with open(os.path.join(os.environ['SLURM_STAND_IN_LOG'], 'sacct.txt'), 'a') as f:
+        log = os.environ['SLURM_STAND_IN_LOG']
+        with open(os.path.join(log, 'sacct.txt'), 'a') as f:
             f.write(' '.join(sys.argv[1:]) + '\n')
         print('JobID|State|NodeList')
-        for i, arg in enumerate(sys.argv):
-            if arg == '-j':
-                print(f'{sys.argv[i + 1]}|COMPLETED|localhost')
+        if os.path.exists(os.path.join(log, 'sacct-states.txt')):  # what the test says SLURM knows
+            print(open(os.path.join(log, 'sacct-states.txt')).read(), end='')
     ''',
     'squeue': r'''
         import os, sys
@@ -403,6 +407,8 @@ def test_slurm_sweep_submits_one_job_array_with_the_resources(tmp_path, real_dat
     runs = study.expand(path)
     assert [s.state for s in status.sweep_status(root)] == ['not started', 'not started']
     assert [status.read_state(root, r.name)['state'] for r in runs] == ['submitted', 'submitted']
+    assert (log_dir / 'sacct.txt').read_text() == '-o JobID,State,NodeList --parsable2 -j 4242\n'  # queued: asked
+    (log_dir / 'sacct.txt').unlink()
     start = time.monotonic()
     while not (log_dir / 'array-finished').exists():
         assert time.monotonic() - start < 600, 'the stand-in cluster did not finish the job array'
@@ -423,3 +429,15 @@ def test_slurm_sweep_submits_one_job_array_with_the_resources(tmp_path, real_dat
     assert [(s.name, s.state, s.done) for s in status.sweep_status(root)] == [(r.name, 'done', 2) for r in runs]
     assert [status.read_state(root, r.name)['job'] for r in runs] == ['4242_0', '4242_1']
     assert len(results.read_table(root / runs[1].name)) == 2 * 5  # 4 examples and a query per repetition
+    assert not (log_dir / 'sacct.txt').exists()  # no job of the sweep is still queued or running
+
+    # a job SLURM ended without a word from the job (out of memory): failed, from sacct
+    lost = study.Run('lost', 'ALL', ('--n_repeats=2',), 1, ('f:1',))
+    status.record_runs(root, [lost], {'lost': 2})
+    status.write_state(root, 'lost', 'running', job='4243_3', cluster='slurm', log='/logs/4243_3_0_log.err')
+    assert status.run_status(root, 'lost', 2).state == 'not started'
+    (log_dir / 'sacct-states.txt').write_text('4243_3|OUT_OF_MEMORY|node7\n4243_3.batch|OUT_OF_MEMORY|node7\n')
+    lost_status = status.sweep_status(root)[-1]
+    assert (lost_status.state, lost_status.log, lost_status.error) == (
+        'failed', '/logs/4243_3_0_log.err', 'SLURM state OUT_OF_MEMORY')
+    assert (log_dir / 'sacct.txt').read_text() == '-o JobID,State,NodeList --parsable2 -j 4243\n'

@@ -43,7 +43,7 @@ class RunJob(submitit.helpers.Checkpointable):
     def __call__(self) -> str:
         logging.basicConfig(format='%(asctime)s %(levelname)-8s %(message)s', level=logging.INFO, datefmt='%H:%M:%S')
         log = str(job_log())
-        write_state(self.root, self.run.name, 'running', log=log, pid=os.getpid(), job=job_id())
+        write_state(self.root, self.run.name, 'running', log=log, pid=os.getpid(), job=job_id(), cluster=cluster())
         try:
             if self.run.processes > 1:
                 run_launched(launch_argv(self.argv(), self.run.processes), self.run.class_names)
@@ -71,6 +71,14 @@ def job_id() -> str:
     try:
         return submitit.JobEnvironment().job_id
     except RuntimeError:  # not in a submitit job
+        return ''
+
+
+def cluster() -> str:
+    """'slurm' or 'local': where this job runs."""
+    try:
+        return type(submitit.JobEnvironment()).name()
+    except RuntimeError:
         return ''
 
 
@@ -193,5 +201,5 @@ def submit_slurm(jobs: Sequence[RunJob], root: Path, params: dict) -> list[str]:
         submitted = [executor.submit(job) for job in jobs]
     for job, sub in zip(jobs, submitted):
         if not has_state_since(root, job.run.name, start):  # a job may have started (and reported) already
-            write_state(root, job.run.name, 'submitted', job=sub.job_id, log=str(sub.paths.stderr))
+            write_state(root, job.run.name, 'submitted', job=sub.job_id, log=str(sub.paths.stderr), cluster='slurm')
     return [sub.job_id for sub in submitted]

@@ -7,6 +7,8 @@
 """
 import dataclasses
 import datetime
+import shutil
+import subprocess
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,6 +19,8 @@ from icl.sweep.study import Run
 
 SWEEP_DIR = '_sweep'
 STATES = ('done', 'partial', 'failed', 'not started')
+ACTIVE = ('submitted', 'running')  # job reports that a job's end replaces
+SLURM_ENDED = ('BOOT_FAIL', 'CANCELLED', 'DEADLINE', 'FAILED', 'NODE_FAIL', 'OUT_OF_MEMORY', 'TIMEOUT')
 
 
 def sweep_dir(root: Path) -> Path:
@@ -90,7 +94,31 @@ def is_finished(run_dir: Path, n_repeats: int) -> bool:
             and 'timing' in results.read_json(setup))
 
 
-def run_status(root: Path, name: str, n_repeats: int) -> RunStatus:
+def slurm_states(job_ids: set[str]) -> dict[str, str]:
+    """{job id: its SLURM state} from sacct (parsed by submitit); {} without sacct."""
+    if not job_ids or shutil.which('sacct') is None:
+        return {}
+    command = ['sacct', '-o', 'JobID,State,NodeList', '--parsable2']
+    for array in sorted({job.split('_')[0] for job in job_ids}):
+        command += ['-j', array]
+    try:
+        output = subprocess.run(command, capture_output=True, text=True, timeout=60, check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return {}
+    from submitit.slurm.slurm import SlurmInfoWatcher
+    return {job: info.get('State', '') for job, info in SlurmInfoWatcher().read_info(output).items()}
+
+
+def slurm_failure(state: dict, slurm: dict[str, str]) -> str:
+    """The SLURM state that ended a SLURM job reported as queued or running ('' if none did)."""
+    if state.get('cluster') != 'slurm' or state.get('state') not in ACTIVE:
+        return ''
+    words = (slurm.get(state.get('job', '')) or '').split()  # e.g. 'CANCELLED by 1234'
+    return f'SLURM state {words[0]}' if words and words[0] in SLURM_ENDED else ''
+
+
+def run_status(root: Path, name: str, n_repeats: int, slurm: dict[str, str] | None = None) -> RunStatus:
+    """The run's state; `slurm`: SLURM states of its job (a job SLURM ended without a report is failed)."""
     run_dir = Path(root) / name
     done = len([r for r in results.completed_repetitions(run_dir) if r < n_repeats]) if run_dir.is_dir() else 0
     state = read_state(root, name)
@@ -98,6 +126,8 @@ def run_status(root: Path, name: str, n_repeats: int) -> RunStatus:
         return RunStatus(name, 'done', done, n_repeats)
     if state.get('state') == 'failed':
         return RunStatus(name, 'failed', done, n_repeats, state.get('log', ''), state.get('error', ''))
+    if ended := slurm_failure(state, slurm or {}):
+        return RunStatus(name, 'failed', done, n_repeats, state.get('log', ''), ended)
     if (run_dir / 'config.json').is_file():
         return RunStatus(name, 'partial', done, n_repeats)
     return RunStatus(name, 'not started', done, n_repeats)
@@ -109,7 +139,10 @@ def sweep_status(root: Path) -> list[RunStatus]:
     if not entries:
         raise UsageError(f"'{root}' holds no sweep (no {SWEEP_DIR}/runs.json); start one with "
                          'python -m icl.sweep FILE --root=DIR')
-    return [run_status(root, name, entry['n_repeats']) for name, entry in entries.items()]
+    states = {name: read_state(root, name) for name in entries}
+    slurm = slurm_states({s['job'] for s in states.values() if s.get('cluster') == 'slurm'
+                          and s.get('state') in ACTIVE and s.get('job')})
+    return [run_status(root, name, entry['n_repeats'], slurm) for name, entry in entries.items()]
 
 
 def status_table(statuses: Sequence[RunStatus]) -> str:
