@@ -195,7 +195,8 @@ def test_slurm_options_pass_through_and_time_is_minutes(capsys, tmp_path):
                                   'account': 'proj', 'array_parallelism': '4'}) == {
         'partition': 'gpu', 'time': 1590, 'gpus_per_node': 2, 'qos': 'high', 'account': 'proj',
         'array_parallelism': 4}
-    assert jobs.slurm_minutes('90') == 90 and jobs.slurm_minutes('0:01:01') == 2
+    assert [jobs.slurm_minutes(t) for t in ('90', '1:30', '0:01:01', '2-3', '1-0:30', '1-00:00:01')] == [
+        90, 2, 2, 3060, 1470, 1441]  # sbatch's readings: MM:SS, D-HH, D-HH:MM
     args = [str(write_study(tmp_path)), f'--root={tmp_path}', '--launcher=slurm']
     assert main([*args, '--slurm.partitions=gpu', '--slurm.time=60']) == 2
     assert capsys.readouterr().err.startswith('error: --slurm.partitions is not a SLURM parameter of submitit; '

@@ -19,7 +19,7 @@ import submitit
 
 from icl.config import REPO_ROOT, autotype
 from icl.errors import UsageError
-from icl.sweep.status import jobs_dir, state_path, write_state
+from icl.sweep.status import jobs_dir, read_state, state_path, write_state
 from icl.sweep.study import SCRIPT, Run, class_names_env, resolve_config
 
 LOCAL_TIMEOUT_MIN = 7 * 24 * 60  # submitit's local default (2 minutes) would cut runs short
@@ -42,18 +42,18 @@ class RunJob(submitit.helpers.Checkpointable):
 
     def __call__(self) -> str:
         logging.basicConfig(format='%(asctime)s %(levelname)-8s %(message)s', level=logging.INFO, datefmt='%H:%M:%S')
-        log = str(job_log())
-        write_state(self.root, self.run.name, 'running', log=log, pid=os.getpid(), job=job_id(), cluster=cluster())
+        info = job_info()
+        write_state(self.root, self.run.name, 'running', pid=os.getpid(), **info)
         try:
             if self.run.processes > 1:
                 run_launched(launch_argv(self.argv(), self.run.processes), self.run.class_names)
             else:
                 self.run_here()
         except Exception as error:  # the job fails with it; its state keeps the log to read
-            write_state(self.root, self.run.name, 'failed', log=log, job=job_id(),
-                        error=f'{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ""}')
+            first_line = (str(error).splitlines() or [''])[0]
+            write_state(self.root, self.run.name, 'failed', error=f'{type(error).__name__}: {first_line}', **info)
             raise
-        write_state(self.root, self.run.name, 'done', log=log, job=job_id())
+        write_state(self.root, self.run.name, 'done', **info)
         return str(self.run_dir)
 
     def run_here(self) -> None:
@@ -67,26 +67,13 @@ class RunJob(submitit.helpers.Checkpointable):
             experiment.run(resolve_config(self.run.flags), run_dir=self.run_dir)
 
 
-def job_id() -> str:
+def job_info() -> dict[str, str]:
+    """This submitit job's id, cluster ('local' or 'slurm') and log file (empty outside a submitit job)."""
     try:
-        return submitit.JobEnvironment().job_id
-    except RuntimeError:  # not in a submitit job
-        return ''
-
-
-def cluster() -> str:
-    """'slurm' or 'local': where this job runs."""
-    try:
-        return type(submitit.JobEnvironment()).name()
+        env = submitit.JobEnvironment()
     except RuntimeError:
-        return ''
-
-
-def job_log() -> Path | str:
-    try:
-        return submitit.JobEnvironment().paths.stderr
-    except RuntimeError:
-        return ''
+        return {'job': '', 'cluster': '', 'log': ''}
+    return {'job': env.job_id, 'cluster': type(env).name(), 'log': str(env.paths.stderr)}
 
 
 def launch_argv(argv: Sequence[str], processes: int) -> list[str]:
@@ -126,7 +113,7 @@ def run_local(jobs: Sequence[RunJob], root: Path, parallel: int) -> None:
             for submitted in [s for s in running if s.done()]:
                 job = running.pop(submitted)
                 failure = job_failure(submitted)
-                if failure:
+                if failure and read_state(root, job.run.name).get('state') != 'failed':  # else the job said why
                     write_state(root, job.run.name, 'failed', log=str(submitted.paths.stderr),
                                 job=submitted.job_id, error=failure)
                 word = 'failed' if failure else 'finished'
@@ -154,7 +141,7 @@ SLURM_REQUIRED = ('time',)
 
 def slurm_parameters(options: dict[str, str]) -> dict:
     """`--slurm.KEY=VALUE` options -> submitit's SlurmExecutor parameters (any of them passes through);
-    time may be minutes or [D-]HH:MM[:SS]."""
+    time as sbatch reads it (slurm_minutes)."""
     valid = submitit.SlurmExecutor._valid_parameters()
     params = {}
     for key, text in options.items():
@@ -163,22 +150,21 @@ def slurm_parameters(options: dict[str, str]) -> dict:
         params[key] = slurm_minutes(text) if key == 'time' else autotype(text)
     missing = [key for key in SLURM_REQUIRED if key not in params]
     if missing:
-        raise UsageError(f'--launcher=slurm needs --slurm.{missing[0]} (the limit of each run: minutes or HH:MM:SS)')
+        raise UsageError(f'--launcher=slurm needs --slurm.{missing[0]} (the limit of each run: minutes or '
+                         'HH:MM:SS)')
     return params
 
 
 def slurm_minutes(text: str) -> int:
-    """'90', '1:30:00' or '2-00:00:00' -> minutes."""
-    days, _, clock = text.rpartition('-')
+    """A SLURM time limit in whole minutes, read as sbatch reads it: MM, MM:SS, HH:MM:SS, D-HH, D-HH:MM or
+    D-HH:MM:SS."""
+    days, dash, clock = text.rpartition('-')
     parts = clock.split(':')
-    if not (days == '' or days.isdigit()) or not all(p.isdigit() for p in parts) or not 1 <= len(parts) <= 3:
-        raise UsageError(f"--slurm.time={text} is not a time: give minutes or [D-]HH:MM[:SS]")
-    if len(parts) == 1:
-        minutes = int(parts[0])
-    else:
-        hours, mins, secs = (list(map(int, parts)) + [0])[:3]
-        minutes = hours * 60 + mins + (secs > 0)
-    return minutes + int(days or 0) * 24 * 60
+    if not (days.isdigit() or not dash) or not all(p.isdigit() for p in parts) or not 1 <= len(parts) <= 3:
+        raise UsageError(f"--slurm.time={text} is not a time: give minutes, HH:MM:SS or D-HH:MM:SS")
+    units = (3600, 60, 1)[:len(parts)] if dash else {1: (60,), 2: (60, 1), 3: (3600, 60, 1)}[len(parts)]
+    seconds = int(days or 0) * 86400 + sum(int(p) * unit for p, unit in zip(parts, units))
+    return -(-seconds // 60)
 
 
 def has_state_since(root: Path, name: str, start: float) -> bool:
