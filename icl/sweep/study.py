@@ -39,17 +39,13 @@ class Command:
     flags: tuple[str, ...]  # after change_labels.py
     processes: int  # from the launcher in front of it (1: plain python)
 
-    @property
-    def text(self) -> str:
-        return f'CLASS_NAMES={self.class_names} python {SCRIPT} {shlex.join(self.flags)}'
-
 
 @dataclasses.dataclass(frozen=True)
 class Run:
     """One run of the sweep: a command after substitution, and its directory name under the root."""
     name: str
     class_names: str
-    flags: tuple[str, ...]  # the command's flags, then the substitutions (later ones win)
+    flags: tuple[str, ...]  # the command's flags, each substitution in place of its key's flag (or appended)
     processes: int
     sources: tuple[str, ...]  # every line of the file that became this run
 
