@@ -98,7 +98,14 @@ class ResampledNull:
         # the upper tail grows with delta, the lower one shrinks: each bound is where one crosses alpha / 2
         low = self._crossing(lambda d: self.tail_fractions(d)[0] >= alpha / 2, far_low, far_high)
         high = self._crossing(lambda d: self.tail_fractions(d)[1] < alpha / 2, far_low, far_high)
-        return low, high
+        return self._snap(low, breaks), self._snap(high, breaks)
+
+    def _snap(self, bound: float, breaks: np.ndarray) -> float:
+        """The tie point a bisected bound converged to (bounds of the accepted set lie on tie points)."""
+        if not np.isfinite(bound) or not len(breaks):
+            return bound
+        nearest = breaks[np.argmin(np.abs(breaks - bound))]
+        return float(nearest) if abs(nearest - bound) <= 1e3 * self.tolerance else bound
 
     @staticmethod
     def _crossing(accepted, low: float, high: float) -> float:

@@ -74,7 +74,8 @@ def comparisons_markdown(comparisons: Sequence[hypotheses.Comparison], alpha: fl
                          family: str = 'this report') -> str:
     table = hypotheses.comparisons_table(comparisons, alpha)
     table['ci'] = [interval_text(low, high) for low, high in zip(table['ci_low'], table['ci_high'])]
-    return '\n'.join([markdown_table(table[list(SUMMARY_COLUMNS)].rename(columns=SUMMARY_COLUMNS)), '',
+    headers = {**SUMMARY_COLUMNS, 'ci': f'{1 - alpha:.0%} CI'}
+    return '\n'.join([markdown_table(table[list(headers)].rename(columns=headers)), '',
                       statistics_note(table, alpha, family)])
 
 
