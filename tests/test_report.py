@@ -211,7 +211,7 @@ def damage(kind, run_dir, tmp_path):
         return copy, f"'{part}' is damaged ("
     name = {'corrupt setup.json': 'setup.json', 'corrupt config.json': 'config.json'}[kind]
     (copy / name).write_text('{"config": {"n_repeats": ')
-    return copy, f"'{copy / name}' is damaged (Expecting value: line 1 column 27 (char 26)); it cannot be evaluated"
+    return copy, f"'{copy / name}' is damaged (Expecting value: line 1 column 26 (char 25)); it cannot be evaluated"
 
 
 @pytest.mark.parametrize('kind', ['truncated part', 'corrupt setup.json', 'corrupt config.json'])
