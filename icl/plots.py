@@ -17,6 +17,8 @@ TITLES = {'accuracy': 'Accuracy', 'log_lik': 'Log-likelihood', 'entropy': 'Entro
 Y_LABELS = {'accuracy': 'accuracy (fraction correct)', 'log_lik': 'log-likelihood of the label (nats)',
             'entropy': 'entropy of the prediction (nats)'}
 X_LABEL = 'in-context examples seen'
+TESTED_METRICS = ('accuracy', 'log_lik')  # the null hypotheses are tested on these; shaded where tested
+TESTED = 'tested positions'
 MAX_CHANGE_LINES = 8  # more flips than this (alternating labels) would hide the curves
 Key = tuple[str, str]  # (run, variant)
 
@@ -91,9 +93,8 @@ def _decorate(row_axes, num_classes: int | None, tested: Sequence[int] | None, l
         if num_classes:
             legend.setdefault('chance', ax.axhline(chance_levels(num_classes)[metric], color='grey', ls=':', lw=1,
                                                    label='chance'))
-        for start, end in spans(tested if tested is not None else []):
-            legend.setdefault('tested positions', ax.axvspan(start, end, color='gold', alpha=0.25, lw=0,
-                                                             label='tested positions'))
+        for start, end in spans(tested if tested is not None and metric in TESTED_METRICS else []):
+            legend.setdefault(TESTED, ax.axvspan(start, end, color='0.6', alpha=0.2, lw=0, label=TESTED))
         ax.set_title(TITLES[metric])
         ax.set_ylabel(Y_LABELS[metric], fontsize='small')
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # positions count examples

@@ -28,7 +28,7 @@ import pandas as pd
 from icl import analysis, hypotheses, pairing, plots, results, study
 from icl.analysis import Run
 from icl.errors import UsageError
-from icl.study import main_variant, markdown_table, save
+from icl.study import interval_text, main_variant, markdown_table, save
 
 SUMMARY_COLUMNS = {  # comparisons_table column -> summary.md header
     'hypothesis': 'H0', 'a': 'a', 'b': 'b', 'metric': 'metric', 'positions': 'positions', 'n_a': 'n',
@@ -45,10 +45,6 @@ def file_stem(name: str) -> str:
     return results.file_name(name).strip('_') or 'run'
 
 
-def interval_text(low: float, high: float) -> str:
-    return f'[{low:.3g}, {high:.3g}]'
-
-
 def statistics_note(table: pd.DataFrame, alpha: float, family: str = 'this report') -> str:
     """How to read the verdicts, p-values and intervals of `table` (a comparisons_table)."""
     tests = '; '.join(sorted(set(table['test'])))
@@ -58,8 +54,9 @@ def statistics_note(table: pd.DataFrame, alpha: float, family: str = 'this repor
             "positions; a - b is the difference of the means over repetitions, effect size is Cohen's d_z (paired) or "
             f'd (independent). Test: {tests}. The CI is the {1 - alpha:.0%} interval of a - b that inverts this same '
             f'test (every shift it does not reject), so it excludes 0 exactly when the raw p < {alpha:g}; it is not '
-            'adjusted for multiple tests, and it is unbounded where the repetitions are too few for any data to '
-            'reject. NH1 and NH2 average the last positions, each variant scored against the original labels with '
+            'adjusted for multiple tests (a CI without 0 beside "not rejected": the raw p passes alpha, the Holm '
+            'p does not), and it is unbounded where the repetitions are too few for any data to reject. NH1 and '
+            'NH2 average the last positions, each variant scored against the original labels with '
             'its own names; NH3 takes the positions preceded by equally many flipped and unflipped labels and '
             'scores every variant against the original labels with the default names '
             f'(icl/hypotheses.py, nh3_equal_treatment); NH3 on fewer than {hypotheses.WEAK_BELOW} positions is '

@@ -36,6 +36,10 @@ def markdown_table(table: pd.DataFrame) -> str:
     return '\n'.join(lines)
 
 
+def interval_text(low: float, high: float) -> str:
+    return f'[{low:.3g}, {high:.3g}]'
+
+
 def find_run_dirs(root: Path) -> list[Path]:
     """Folders under `root` (any depth, hidden ones skipped) holding a config.json."""
     return sorted({path.parent for path in root.rglob('config.json')
@@ -86,7 +90,7 @@ def verdict_table(tests: pairing.Tests, alpha: float) -> pd.DataFrame:
     table = hypotheses.comparisons_table(tests.comparisons, alpha)
     groups = pd.DataFrame(tests.groups, columns=['dataset', 'model', 'examples'])
     table = pd.concat([groups, table], axis=1)
-    table['ci'] = [f'[{low:.3g}, {high:.3g}]' for low, high in zip(table['ci_low'], table['ci_high'])]
+    table['ci'] = [interval_text(low, high) for low, high in zip(table['ci_low'], table['ci_high'])]
     return table
 
 

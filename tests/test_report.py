@@ -12,7 +12,7 @@ import pytest
 from evaluation_runs import FLIP_AFTER, RUNS
 from scipy.special import log_softmax
 
-from icl import analysis, hypotheses, plots, report
+from icl import analysis, hypotheses, pairing, plots, report
 from icl.config import REPO_ROOT
 from icl.errors import UsageError
 
@@ -238,3 +238,32 @@ def test_out_naming_a_file_exits_2_with_one_line(run_dirs, tmp_path):
     assert (done.returncode, done.stderr) == (2, f"error: --out '{tmp_path / 'file'}' is a file, not a folder; name "
                                                  'a folder to write the report into\n')
     assert (tmp_path / 'file').read_text() == 'x'
+
+
+def test_hypothesis_figures_name_their_lines_and_shade_the_tested_positions(runs, tmp_path):
+    plan = pairing.plan_group(runs['halfway'].group, [runs['halfway'], runs['alternating']])
+    table = analysis.run_curves(plan.runs)
+    assert report.hypothesis_figures([plan], table, tmp_path, 1, 10) == [tmp_path / 'nh3.png']
+    fig = plots.plot_curves(table[table['run'] == 'halfway'], {'halfway': [4]}, 2, 't',
+                            report.variant_labels([runs['halfway']], False), tested=[8, 9])
+    accuracy, log_lik, entropy = fig.axes
+    assert [line.get_label() for line in accuracy.lines[:2]] == ['default (negative / positive)',
+                                                                  'flip (positive / negative)']
+    assert [ax.get_ylabel() for ax in fig.axes] == ['accuracy (fraction correct)', 'log-likelihood of the label (nats)',
+                                                    'entropy of the prediction (nats)']
+    assert accuracy.get_xlabel() == 'in-context examples seen'
+    shaded = [patch for patch in accuracy.patches if patch.get_label() == 'tested positions']
+    assert len(shaded) == 1 and shaded[0].get_x() == 7.5 and shaded[0].get_width() == 2.0
+    assert not [p for p in entropy.patches if p.get_label() == 'tested positions']  # entropy is not tested
+
+
+def test_with_several_runs_a_change_point_marks_only_its_own_run(runs):
+    table = analysis.run_curves([runs['default'], runs['halfway']])
+    table = table[table['variant'] == 'default']
+    fig = plots.plot_curves(table, {'default': [], 'halfway': [4]}, 2)
+    ax = fig.axes[0]
+    assert 'label flip' not in [line.get_label() for line in ax.lines]  # no line across every run
+    [marker] = [line for line in ax.lines if line.get_label() == 'label flip (on its run)']
+    halfway = [line for line in ax.lines if line.get_label() == 'halfway: default'][0]
+    assert list(marker.get_xdata()) == [4] and marker.get_color() == halfway.get_color()
+    assert marker.get_ydata()[0] == pytest.approx(halfway.get_ydata()[4])
