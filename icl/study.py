@@ -139,7 +139,7 @@ def plot_study(curves: pd.DataFrame, title: str) -> plt.Figure:
     fig, axes = plt.subplots(len(analysis.METRICS), len(datasets), figsize=(3.6 * len(datasets) + 0.8, 8.2),
                              constrained_layout=True, squeeze=False, sharex='col')
     lines = list(dict.fromkeys(zip(curves['model'], curves['examples'], curves['run'])))
-    several = {model for model, _, _ in lines if sum(m == model for m, _, _ in lines) > 1}
+    several = {model for model, _, _ in lines if len({e for m, e, _ in lines if m == model}) > 1}  # name examples
     legend = {}
     for column, dataset in enumerate(datasets):
         for i, (model, examples, run) in enumerate(lines):

@@ -41,10 +41,10 @@ def section(text: str, title: str) -> list[str]:
 def test_a_study_root_is_read_at_any_depth_and_grouped(study_root, summary):
     assert summary == study_root / 'report' / 'summary.md'
     text = summary.read_text()
-    assert ('6 runs in 2 groups of (dataset, model, examples per prompt): tiny_sentiment, smollm2-135m, 10 examples: '
-            '4; sst2, smollm2-135m, 10 examples: 2.') in text
+    assert ('6 runs in 2 groups of (dataset, model, examples per prompt): sst2, smollm2-135m, 10 examples: 2; '
+            'tiny_sentiment, smollm2-135m, 10 examples: 4.') in text
     assert (f"- '{study_root / 'sst2' / 'not-started'}': '{study_root / 'sst2' / 'not-started'}' is not a run "
-            'directory of this tool with a finished repetition (it lacks results/part-*.parquet)') in text
+            'directory of this tool with a finished repetition (it lacks setup.json, results/part-*.parquet)') in text
 
 
 def test_runs_are_compared_only_within_their_group(summary):
