@@ -138,21 +138,25 @@ def plot_study(curves: pd.DataFrame, title: str) -> plt.Figure:
     datasets = list(dict.fromkeys(curves['dataset']))
     fig, axes = plt.subplots(len(analysis.METRICS), len(datasets), figsize=(3.6 * len(datasets) + 0.8, 8.2),
                              constrained_layout=True, squeeze=False, sharex='col')
-    lines = list(dict.fromkeys(zip(curves['model'], curves['examples'], curves['run'])))
-    several = {model for model, _, _ in lines if len({e for m, e, _ in lines if m == model}) > 1}  # name examples
+    lines = list(dict.fromkeys(zip(curves['model'], curves['examples'])))  # a colour per model (and examples)
+    several = {model for model, _ in lines if sum(m == model for m, _ in lines) > 1}  # name the examples then
     legend = {}
     for column, dataset in enumerate(datasets):
-        for i, (model, examples, run) in enumerate(lines):
-            label = f'{model}, {examples} examples' if model in several else model
-            for row, metric in enumerate(analysis.METRICS):
-                line = curves[(curves['run'] == run) & (curves['metric'] == metric) & (curves['dataset'] == dataset)]
-                if not len(line):
-                    continue
-                x, mean, sem = line['position'].to_numpy(), line['mean'].to_numpy(), line['sem'].fillna(0).to_numpy()
-                ax = axes[row, column]
-                (drawn,) = ax.plot(x, mean, color=f'C{i % 10}', lw=1.5, label=label)
-                ax.fill_between(x, mean - sem, mean + sem, color=f'C{i % 10}', alpha=0.2, lw=0)
-                legend.setdefault(label, drawn)
+        here = curves[curves['dataset'] == dataset]
+        for (model, examples), same in here.groupby(['model', 'examples'], sort=False):
+            runs = list(dict.fromkeys(same['run']))  # several runs of one kind and group: each drawn and named
+            for style, run in zip(('-', '--', ':', '-.') * len(runs), runs):
+                label = f'{model}, {examples} examples' if model in several else model
+                label += f' ({run})' if len(runs) > 1 else ''
+                colour = f'C{lines.index((model, examples)) % 10}'
+                for row, metric in enumerate(analysis.METRICS):
+                    line = same[(same['run'] == run) & (same['metric'] == metric)]
+                    x, mean = line['position'].to_numpy(), line['mean'].to_numpy()
+                    sem = line['sem'].fillna(0).to_numpy()
+                    ax = axes[row, column]
+                    (drawn,) = ax.plot(x, mean, color=colour, ls=style, lw=1.5, label=label)
+                    ax.fill_between(x, mean - sem, mean + sem, color=colour, alpha=0.2, lw=0)
+                    legend.setdefault(label, drawn)
         axes[0, column].set_title(dataset)
         axes[-1, column].set_xlabel(plots.X_LABEL)
     for row, metric in enumerate(analysis.METRICS):
