@@ -98,10 +98,13 @@ def verdicts_markdown(table: pd.DataFrame, alpha: float) -> str:
     lines = ['## Study verdicts', '',
              f'Holm-Bonferroni over all {len(table)} tests of the study (p (Holm, study)); verdicts at alpha = '
              f'{alpha:g} on it. Each row compares two runs of one group (dataset, model, examples per prompt).']
+    headers = {**VERDICT_COLUMNS, 'ci': f'{1 - alpha:.0%} CI'}
+    table = table.assign(verdict=[f'{verdict} (weak: {n} position{"s" if n != 1 else ""})' if weak else verdict
+                                  for verdict, weak, n in zip(table['verdict'], table['weak'], table['num_positions'])])
     for hypothesis, text in hypotheses.HYPOTHESES.items():
         rows = table[table['hypothesis'] == hypothesis].sort_values(['dataset', 'model', 'examples'], kind='stable')
         lines += ['', f'### {hypothesis}: {text}', '']
-        lines.append(markdown_table(rows[list(VERDICT_COLUMNS)].rename(columns=VERDICT_COLUMNS)) if len(rows)
+        lines.append(markdown_table(rows[list(headers)].rename(columns=headers)) if len(rows)
                      else 'Not tested in any group.')
     return '\n'.join(lines)
 
