@@ -105,7 +105,8 @@ class ResampledNull:
         if not np.isfinite(bound) or not len(breaks):
             return bound
         nearest = breaks[np.argmin(np.abs(breaks - bound))]
-        return float(nearest) if abs(nearest - bound) <= 1e3 * self.tolerance else bound
+        bound = float(nearest) if abs(nearest - bound) <= 1e3 * self.tolerance else bound
+        return 0.0 if abs(bound) <= 1e3 * self.tolerance else bound  # a tie at 0 up to rounding
 
     @staticmethod
     def _crossing(accepted, low: float, high: float) -> float:
@@ -336,12 +337,17 @@ def holm(p_values: Sequence[float]) -> np.ndarray:
     return out
 
 
-def verdict(c: Comparison, p_holm: float, alpha: float) -> str:
-    """'rejected' / 'not rejected' on the Holm-adjusted p, or why this test could not reject at all."""
+def verdict(c: Comparison, p_holm: float, alpha: float, tests: int = 1, family_floor: float = 1.0) -> str:
+    """'rejected' / 'not rejected' on the Holm-adjusted p, or why this test could not reject at all: its
+    repetitions are too few for p < alpha, or, among `tests` tests whose smallest possible p is
+    `family_floor`, too few for Holm's first step (p < alpha / tests)."""
+    n = c.n_a if c.paired else f'{c.n_a} and {c.n_b}'
     if not c.can_reject(alpha):
-        n = c.n_a if c.paired else f'{c.n_a} and {c.n_b}'
         return f'cannot reject at alpha = {alpha:g} with n = {n}; need >= {repetitions_needed(alpha, c.paired)} ' \
                'repetitions'
+    if tests * family_floor >= alpha:
+        return (f'cannot reject at alpha = {alpha:g} over {tests} tests (Holm) with n = {n}; need >= '
+                f'{repetitions_needed(alpha / tests, c.paired)} repetitions')
     return 'rejected' if p_holm < alpha else 'not rejected'
 
 
@@ -369,30 +375,38 @@ def _finding(c: Comparison) -> str:
     return finding
 
 
-def reading(c: Comparison, p_holm: float, alpha: float) -> str:
-    """The row in plain words: who does better by how much, where, and what it says about the hypothesis."""
+def reading(c: Comparison, p_holm: float, alpha: float, decided: str | None = None) -> str:
+    """The row in plain words: who does better by how much, where, and what it says about the hypothesis
+    (`decided`: the row's verdict, by default `verdict` of this test alone)."""
     better, worse = (_name(c.a), _name(c.b)) if c.difference >= 0 else (_name(c.b), _name(c.a))
     size = f'{abs(c.difference):.3g} {METRIC_UNITS.get(c.metric, c.metric)}'
     where = f'over position{"s" if c.num_positions != 1 else ""} {c.positions}'
     p_text = f'p = {c.p_value:.2g}, Holm p = {p_holm:.2g}'
-    decided = verdict(c, p_holm, alpha)
+    decided = decided or verdict(c, p_holm, alpha)
     if decided.startswith('cannot'):
+        bar = f'p < {alpha:g}' if '(Holm)' not in decided else f"Holm's p < {alpha:g} over these tests"
         text = (f'{better} is ahead of {worse} by {size} {where} ({p_text}), but with these repetitions no data '
-                f'could reach p < {alpha:g}: no evidence either way')
+                f'could reach {bar}: no evidence either way')
     elif decided == 'rejected':
         text = f'{better} beats {worse} by {size} {where} ({p_text}): {_finding(c)}'
+    elif c.p_value < alpha:
+        text = (f'{better} is ahead of {worse} by {size} {where} ({p_text}): significant alone, but not once '
+                f'corrected for the other tests; weak evidence that {_finding(c)}')
     else:
-        text = (f'{better} is ahead of {worse} by only {size} {where} ({p_text}), within chance: '
-                f'the data agree with "{HYPOTHESES[c.hypothesis]}"')
+        text = (f'{better} is ahead of {worse} by {size} {where} ({p_text}), which chance alone could explain: '
+                f'consistent with "{HYPOTHESES[c.hypothesis]}" (not proof of it)')
     if c.weak:
         text += f'; weak: rests on {c.num_positions} position{"s" if c.num_positions != 1 else ""}'
     return text
 
 
 def comparisons_table(comparisons: Sequence[Comparison], alpha: float = 0.05) -> pd.DataFrame:
-    """One row per comparison with its Holm-adjusted p (over all `comparisons`), verdict and plain reading."""
+    """One row per comparison with its Holm-adjusted p (over all `comparisons`), verdict and plain reading;
+    'cannot reject' where no data could pass alpha with these repetitions (alone, or Holm over all of them)."""
     p_holm = holm([c.p_value for c in comparisons])
+    floor = min((smallest_p_value(c.n_a, c.n_b, c.paired) for c in comparisons), default=1.0)
+    verdicts = [verdict(c, p, alpha, len(comparisons), floor) for c, p in zip(comparisons, p_holm)]
     rows = [{**dataclasses.asdict(c), 'p_holm': p, 'null hypothesis': HYPOTHESES[c.hypothesis],
-             'verdict': verdict(c, p, alpha), 'weak': c.weak, 'reading': reading(c, p, alpha)}
-            for c, p in zip(comparisons, p_holm)]
+             'verdict': v, 'weak': c.weak, 'reading': reading(c, p, alpha, v)}
+            for c, p, v in zip(comparisons, p_holm, verdicts)]
     return pd.DataFrame(rows)

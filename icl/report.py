@@ -63,7 +63,8 @@ def statistics_note(table: pd.DataFrame, alpha: float, family: str = 'this repor
             'marked weak.')
     if cannot:
         text += (f' {cannot} test(s) cannot reject at all: a permutation test over n repetitions cannot give a p '
-                 'below its smallest possible value (paired: 2 / 2^n), whatever the data.')
+                 'below its smallest possible value (paired: 2 / 2^n), whatever the data, and Holm rejects nothing '
+                 'unless the smallest p is below alpha / (number of tests).')
     return text
 
 

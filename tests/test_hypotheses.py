@@ -195,6 +195,8 @@ def test_a_verdict_says_when_the_test_cannot_reject_at_all():
         'cannot reject at alpha = 0.05 with n = 5; need >= 6 repetitions'
     assert hypotheses.verdict(comparison(p_value=0.03, n=6), 0.03, 0.05) == 'rejected'
     assert hypotheses.verdict(comparison(p_value=0.03, n=6), 0.09, 0.05) == 'not rejected'  # Holm decides
+    assert hypotheses.verdict(comparison(p_value=0.03, n=6), 0.5, 0.05, tests=18, family_floor=2 / 64) == \
+        'cannot reject at alpha = 0.05 over 18 tests (Holm) with n = 6; need >= 10 repetitions'  # 18 * 2/64 > .05
     assert hypotheses.verdict(comparison(n=2, paired=False), 0.5, 0.05) == \
         'cannot reject at alpha = 0.05 with n = 2 and 2; need >= 4 repetitions'  # C(4, 2) = 6: smallest p 1/3
 
@@ -208,8 +210,14 @@ def test_each_row_has_a_plain_reading():
     nh2 = comparison(p_value=0.3, hypothesis='NH2', a='all: default', b='all: rating_1', difference=-0.02,
                      metric='log_lik')
     assert hypotheses.reading(nh2, 0.6, 0.05) == (
-        'all: rating_1 is ahead of all: default by only 0.02 nats of log-likelihood over positions 10-19 (p = 0.3, '
-        'Holm p = 0.6), within chance: the data agree with "ICL overcomes the pre-training preference for label names"')
+        'all: rating_1 is ahead of all: default by 0.02 nats of log-likelihood over positions 10-19 (p = 0.3, '
+        'Holm p = 0.6), which chance alone could explain: consistent with "ICL overcomes the pre-training preference '
+        'for label names" (not proof of it)')
+    assert hypotheses.reading(comparison(p_value=0.03), 0.09, 0.05) == (
+        'default: default is ahead of random: default by 0.35 accuracy over positions 10-19 (p = 0.03, Holm p = '
+        '0.09): '
+        'significant alone, but not once corrected for the other tests; weak evidence that the model uses the '
+        'in-context labels')
     nh3 = comparison(p_value=0.001, hypothesis='NH3', a='halfway: default (correct -> flipped)', b='alt: default',
                      difference=-0.2, positions='8', num_positions=1)
     assert hypotheses.reading(nh3, 0.004, 0.05) == (
