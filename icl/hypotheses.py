@@ -337,7 +337,7 @@ def holm(p_values: Sequence[float]) -> np.ndarray:
     return out
 
 
-def verdict(c: Comparison, p_holm: float, alpha: float, tests: int = 1, family_floor: float = 1.0) -> str:
+def verdict(c: Comparison, p_holm: float, alpha: float, tests: int = 1, family_floor: float = 0.0) -> str:
     """'rejected' / 'not rejected' on the Holm-adjusted p, or why this test could not reject at all: its
     repetitions are too few for p < alpha, or, among `tests` tests whose smallest possible p is
     `family_floor`, too few for Holm's first step (p < alpha / tests)."""
@@ -345,7 +345,7 @@ def verdict(c: Comparison, p_holm: float, alpha: float, tests: int = 1, family_f
     if not c.can_reject(alpha):
         return f'cannot reject at alpha = {alpha:g} with n = {n}; need >= {repetitions_needed(alpha, c.paired)} ' \
                'repetitions'
-    if tests * family_floor >= alpha:
+    if tests > 1 and tests * family_floor >= alpha:
         return (f'cannot reject at alpha = {alpha:g} over {tests} tests (Holm) with n = {n}; need >= '
                 f'{repetitions_needed(alpha / tests, c.paired)} repetitions')
     return 'rejected' if p_holm < alpha else 'not rejected'
