@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from icl import results
 from icl.errors import UsageError
@@ -150,6 +151,30 @@ class Run:
     def num_classes(self) -> int:
         return len(self.setup['variants'][self.variants[0]])
 
+    @property
+    def n_repeats(self) -> int:
+        """Repetitions the run was asked for (config n_repeats); `repetitions` of them are done."""
+        return int(self.record['config']['n_repeats'])
+
+    @property
+    def partial(self) -> bool:
+        return self.repetitions < self.n_repeats
+
+    @property
+    def progress(self) -> str:
+        """'k of n repetitions', with 'partial: ' in front while the run is unfinished."""
+        return f'{"partial: " if self.partial else ""}{self.repetitions} of {self.n_repeats} repetitions'
+
+    @property
+    def group(self) -> tuple[str, str, int]:
+        """(dataset, model, examples per prompt): only runs of one group are ever compared."""
+        c = self.record['config']
+        return c['dataset']['name'], c['model']['name'], int(self.data_config['num_prompt_examples'])
+
+    def variant_label(self, variant: str) -> str:
+        """A variant with its class names, e.g. 'rating_1 (bad / good)'."""
+        return f"{variant} ({' / '.join(self.setup['variants'][variant])})"
+
     def label_rule(self) -> LabelRule:
         """The run's flip rule (random and replaced labels are not needed here)."""
         c = self.data_config
@@ -178,7 +203,7 @@ class Run:
     def describe(self) -> dict:
         c = self.record['config']
         return {'run': self.name, 'kind': self.kind, 'dataset': c['dataset']['name'], 'model': c['model']['name'],
-                'examples': self.num_examples, 'repetitions': self.repetitions,
+                'examples': self.num_examples, 'repetitions': self.progress,
                 'variants': ', '.join(self.variants), 'change points': ', '.join(map(str, self.change_points())),
                 'directory': str(self.path)}
 
@@ -198,17 +223,61 @@ RUN_KINDS = {  # the first that matches names the run
 }
 
 
+CONFIG_KEYS = ('n_repeats', 'dataset.name', 'model.name', 'dataset.config.num_prompt_examples')  # read here
+SETUP_KEYS = ('variants', 'all_classes')
+
+
+def _read_json_file(path: Path, keys: Sequence[str], inside: str | None = None) -> dict:
+    """A JSON object holding every dotted key (under `inside`); UsageError naming the file otherwise."""
+    try:
+        data = results.read_json(path)
+    except (OSError, ValueError) as error:
+        raise UsageError(f"'{path}' is damaged ({str(error).splitlines()[0][:80]}); it cannot be evaluated") from None
+    for key in keys:
+        value = data.get(inside) if inside else data
+        for part in key.split('.'):
+            value = value.get(part) if isinstance(value, dict) else None
+        if value is None:
+            raise UsageError(f"'{path}' is not a file of this tool (it lacks {key}); it cannot be evaluated")
+    return data
+
+
+def _read_parts(path: Path, n_repeats: int) -> pd.DataFrame:
+    """Every finished repetition's part (0..n_repeats-1); UsageError naming a damaged one."""
+    frames = []
+    for repetition, part in results.part_files(path):
+        if repetition is None or repetition >= n_repeats:
+            continue  # not one of the run's repetitions
+        try:
+            frames.append(pd.read_parquet(part))
+        except (OSError, ValueError, pa.ArrowException) as error:
+            raise UsageError(f"'{part}' is damaged ({str(error).splitlines()[0][:80]}); resume the run to redo it "
+                             f'(python change_labels.py ... --workdir={path})') from None
+    if not frames:
+        raise UsageError(f"'{path}' has no finished repetition among 0..{n_repeats - 1}")
+    return pd.concat(frames, ignore_index=True)
+
+
 def read_run(path: str | Path, name: str | None = None) -> Run:
-    """A run directory of this tool (config.json, setup.json, results/)."""
+    """A run directory of this tool (config.json, setup.json, results/), finished or partial (some parts done)."""
     path = Path(path)
     missing = [f for f in RUN_FILES if not (path / f).is_file()]
     if missing or not results.completed_repetitions(path):
         lacking = ', '.join(missing + ([] if results.completed_repetitions(path) else ['results/part-*.parquet']))
-        raise UsageError(f"'{path}' is not a finished run directory of this tool (it lacks {lacking})")
-    record = results.read_json(path / 'config.json')
-    note = record['config'].get('note')
-    return Run(name=name or (note if note not in (None, '', 'None') else path.name), path=path, record=record,
-               setup=results.read_json(path / 'setup.json'), table=results.read_table(path))
+        raise UsageError(f"'{path}' is not a run directory of this tool with a finished repetition "
+                         f'(it lacks {lacking})')
+    record = _read_json_file(path / 'config.json', CONFIG_KEYS, inside='config')
+    setup = _read_json_file(path / 'setup.json', SETUP_KEYS)
+    table = _read_parts(path, int(record['config']['n_repeats']))
+    return Run(name=name or short_name(path.name), path=path, record=record, setup=setup, table=table)
+
+
+STAMP = re.compile(r'-\d{8}-\d{6}$')  # the time stamp of a default run directory name
+
+
+def short_name(directory: str) -> str:
+    """A run directory's name without its time stamp."""
+    return STAMP.sub('', directory) or directory
 
 
 def load_run(source: str | Path, name: str | None = None) -> Run:
@@ -222,12 +291,18 @@ def load_run(source: str | Path, name: str | None = None) -> Run:
 
 
 def load_runs(sources: Sequence[str | Path]) -> list[Run]:
-    """Runs with distinct names (a repeated note falls back to the directory name, then a number)."""
-    runs = [load_run(source) for source in sources]
-    notes = Counter(run.name for run in runs)
-    for run in runs:
-        if notes[run.name] > 1:
-            run.name = f'{run.name} ({run.path.name})'
+    """Runs with distinct names: the directory name without its time stamp, else the whole directory name,
+    else the parent folder too, then a number."""
+    return distinct_names([load_run(source) for source in sources])
+
+
+def distinct_names(runs: list[Run]) -> list[Run]:
+    """`runs`, renamed where their short names collide (see load_runs)."""
+    for longer in (lambda run: run.path.name, lambda run: f'{run.path.parent.name}/{run.path.name}'):
+        names = Counter(run.name for run in runs)
+        for run in runs:
+            if names[run.name] > 1:
+                run.name = longer(run)
     seen = Counter()
     for run in runs:
         seen[run.name] += 1
@@ -265,9 +340,9 @@ def fetch_wandb_run(run_path: str, dest: Path | None = None) -> Path:
 
 def run_curves(runs: Sequence[Run], smooth_n: int = 1, choose_logits: str | None = None,
                invert_logits: bool = False, labels: str = 'true') -> pd.DataFrame:
-    """Tidy curves of several runs: run, variant, metric, position, mean, sem, n."""
-    frames = [curves(run.metrics(choose_logits, invert_logits, labels), smooth_n).assign(run=run.name)
-              for run in runs]
+    """Tidy curves of several runs: run, dataset, model, variant, metric, position, mean, sem, n."""
+    frames = [curves(run.metrics(choose_logits, invert_logits, labels), smooth_n).assign(
+        run=run.name, dataset=run.group[0], model=run.group[1]) for run in runs]
     table = pd.concat(frames, ignore_index=True)
-    return table[['run', 'variant', 'metric', 'position', 'mean', 'sem', 'n']]
+    return table[['run', 'dataset', 'model', 'variant', 'metric', 'position', 'mean', 'sem', 'n']]
 

@@ -3,7 +3,8 @@ report, notebook), and their metrics computed by hand from the stored files.
 
 The paper's five experiments on the bundled dataset, 10 examples, a few repetitions each,
 made once per test session however many test modules ask (conftest.py's `run_dirs` fixture
-calls `evaluation_runs`). The 'replacement' run uses DEFAULT_AND_FLIP instead of ALL to
+calls `evaluation_runs`); a default and a random-labels run on SST-2 make a second group for
+the study report (`sst2_runs`). The 'replacement' run uses DEFAULT_AND_FLIP instead of ALL to
 stay cheap: two variants exercise the same code as ten.
 """
 import json
@@ -26,22 +27,39 @@ RUNS = {  # name: (CLASS_NAMES, n_repeats, config overrides)
     'alternating': ('DEFAULT_ONLY', 4, [('dataset.config.flip_labels_after', '1'),
                                         ('dataset.config.flip_labels_multi', 'true')]),
 }
+SST2_RUNS = {  # a second dataset for the study report: name -> (CLASS_NAMES, n_repeats, overrides)
+    'sst2-default': ('DEFAULT_ONLY', 3, [('dataset.name', 'sst2')]),
+    'sst2-random': ('DEFAULT_ONLY', 3, [('dataset.name', 'sst2'), ('dataset.config.random_labels', 'true')]),
+}
 _made = {}
+
+
+def _make(runs: dict, root, made: dict, data_dir=None) -> dict:
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv('WANDB_MODE', 'disabled')
+        if data_dir is not None:
+            mp.setenv('ICL_DATA_DIR', str(data_dir))
+        for name, (class_names, repeats, overrides) in runs.items():
+            mp.setenv('CLASS_NAMES', class_names)
+            config = icl_config.apply_overrides(icl_config.base_config(), [
+                ('dataset.name', 'tiny_sentiment'), ('dataset.config.num_prompt_examples', str(N)),
+                ('n_repeats', str(repeats)), ('model.dtype', 'float32'), ('note', name), *overrides])
+            made[name] = experiment.run(config, run_dir=root / name)
+    return dict(made)
 
 
 def evaluation_runs(tmp_path_factory: pytest.TempPathFactory) -> dict:
     """{name: run directory} of RUNS, made on the first call."""
-    if not _made:
-        root = tmp_path_factory.mktemp('evaluation-runs')
-        with pytest.MonkeyPatch.context() as mp:
-            mp.setenv('WANDB_MODE', 'disabled')
-            for name, (class_names, repeats, overrides) in RUNS.items():
-                mp.setenv('CLASS_NAMES', class_names)
-                config = icl_config.apply_overrides(icl_config.base_config(), [
-                    ('dataset.name', 'tiny_sentiment'), ('dataset.config.num_prompt_examples', str(N)),
-                    ('n_repeats', str(repeats)), ('model.dtype', 'float32'), ('note', name), *overrides])
-                _made[name] = experiment.run(config, run_dir=root / name)
-    return dict(_made)
+    return dict(_made) if _made else _make(RUNS, tmp_path_factory.mktemp('evaluation-runs'), _made)
+
+
+_made_sst2 = {}
+
+
+def sst2_runs(tmp_path_factory: pytest.TempPathFactory, data_dir) -> dict:
+    """{name: run directory} of SST2_RUNS (real SST-2 rows from `data_dir`), made on the first call."""
+    return dict(_made_sst2) if _made_sst2 else _make(SST2_RUNS, tmp_path_factory.mktemp('sst2-runs'), _made_sst2,
+                                                     data_dir)
 
 
 def hand_metrics(run_dir, variant, names_of=None, invert=False, label='true_label'):

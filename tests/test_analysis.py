@@ -86,15 +86,27 @@ def test_halfway_flag_resolves_to_half_the_examples(runs):
 
 def test_load_runs_gives_repeated_notes_distinct_names(run_dirs):
     runs = analysis.load_runs([run_dirs['default'], run_dirs['default'], run_dirs['random']])
-    assert [run.name for run in runs] == ['default (default)', 'default (default) #2', 'random']
+    parent = run_dirs['default'].parent.name
+    assert [run.name for run in runs] == [f'{parent}/default', f'{parent}/default #2', 'random']
+
+
+def test_run_names_are_directory_names_without_the_time_stamp(run_dirs, tmp_path):
+    for name in ('sst2-smollm2-135m-default-20260101-120000', 'sst2-smollm2-135m-default-20260102-090000', 'b-x'):
+        shutil.copytree(run_dirs['default'], tmp_path / name)
+    runs = analysis.load_runs([tmp_path / 'b-x', tmp_path / 'sst2-smollm2-135m-default-20260101-120000'])
+    assert [run.name for run in runs] == ['b-x', 'sst2-smollm2-135m-default']
+    both = analysis.load_runs([tmp_path / 'sst2-smollm2-135m-default-20260101-120000',
+                               tmp_path / 'sst2-smollm2-135m-default-20260102-090000'])
+    assert [run.name for run in both] == ['sst2-smollm2-135m-default-20260101-120000',
+                                          'sst2-smollm2-135m-default-20260102-090000']  # not unique: the whole name
 
 
 def test_a_missing_directory_is_a_usage_error(tmp_path):
     with pytest.raises(UsageError, match="no run directory 'runs/nothing' \\(nor a wandb run path"):
         analysis.load_run('runs/nothing')
     (tmp_path / 'config.json').write_text('{}')
-    with pytest.raises(UsageError, match='is not a finished run directory of this tool \\(it lacks setup.json, '
-                                         'results/part-\\*.parquet\\)'):
+    with pytest.raises(UsageError, match='is not a run directory of this tool with a finished repetition '
+                                         '\\(it lacks setup.json, results/part-\\*.parquet\\)'):
         analysis.load_run(tmp_path)
 
 

@@ -90,7 +90,7 @@ def test_identical_samples_give_p_one_and_no_difference():
     independent = hypotheses.mean_difference_test(x, x.copy(), paired=False)
     assert independent['p_value'] >= 0.95  # random shuffles: two-sided p = 2 min(P(T >= 0), P(T <= 0))
     assert (independent['difference'], independent['effect_size']) == (0, 0)
-    assert independent['ci_low'] < 0 < independent['ci_high']  # each group resampled on its own
+    assert independent['ci_low'] < 0 < independent['ci_high']
 
 
 def test_paired_p_value_equals_full_enumeration_of_sign_flips():
@@ -141,3 +141,88 @@ def test_smallest_p_value_is_what_the_test_returns_at_its_most_extreme():
     assert hypotheses.smallest_p_value(20) == pytest.approx(2 / 10000)  # randomised beyond 2**n > 9999
     assert hypotheses.smallest_p_value(3, 3, paired=False) == pytest.approx(2 / 20)
     assert hypotheses.repetitions_needed(0.05) == 6  # 2/2**5 = 0.0625 >= 0.05, 2/2**6 < 0.05
+
+
+def comparison(p_value=0.01, n=6, difference=0.35, hypothesis='NH1', a='default: default', b='random: default',
+               metric='accuracy', positions='10-19', num_positions=10, paired=True):
+    return hypotheses.Comparison(
+        hypothesis=hypothesis, a=a, b=b, metric=metric, positions=positions, paired=paired, n_a=n, n_b=n,
+        mean_a=0.9, mean_b=0.9 - difference, difference=difference, ci_low=0.1, ci_high=0.5, effect_size=1.5,
+        p_value=p_value, test='t', num_positions=num_positions)
+
+
+@pytest.mark.parametrize('paired', [True, False])
+def test_the_interval_excludes_zero_exactly_when_the_test_rejects(paired):
+    """The issue's contradiction (CI excluding 0 with p = 0.066) cannot happen: one resampling scheme for both."""
+    rng = np.random.default_rng(5)
+    agreements, rejections = [], 0
+    for n in (5, 6, 7, 9, 12, 20):
+        for _ in range(15):
+            b = rng.normal(size=n)
+            a = b * paired + rng.normal(size=n) + rng.uniform(0, 1.5)
+            for alpha in (0.05, 0.1):
+                result = hypotheses.mean_difference_test(a, b, paired, confidence=1 - alpha)
+                rejections += result['p_value'] < alpha
+                agreements.append((result['ci_low'] > 0 or result['ci_high'] < 0) == (result['p_value'] < alpha))
+    assert all(agreements) and 20 < rejections < len(agreements) - 20  # both outcomes occur
+
+
+def test_p_values_equal_scipys_exact_permutation_test():
+    from scipy import stats
+    rng = np.random.default_rng(6)
+    for paired, n in ((True, 7), (True, 10), (False, 5), (False, 6)):
+        a, b = rng.normal(size=n) + 0.6, rng.normal(size=n)
+        expected = stats.permutation_test((a, b), lambda x, y, axis=-1: x.mean(axis) - y.mean(axis), vectorized=True,
+                                          permutation_type='samples' if paired else 'independent').pvalue
+        assert hypotheses.mean_difference_test(a, b, paired)['p_value'] == pytest.approx(expected)
+
+
+def test_an_interval_is_unbounded_when_no_data_could_reject():
+    result = hypotheses.mean_difference_test([1.0, 2, 3, 4, 5], [0.0] * 5, paired=True)  # smallest p: 0.0625
+    assert (result['p_value'], result['ci_low'], result['ci_high']) == (0.0625, -np.inf, np.inf)
+    six = hypotheses.mean_difference_test([1.0, 2, 3, 4, 5, 6], [0.0] * 6, paired=True)
+    assert (six['p_value'], six['ci_low'], six['ci_high']) == pytest.approx((2 / 64, 1.0, 6.0))  # d - delta all > 0
+
+
+def test_holm_adjusted_p_values_equal_a_hand_computation():
+    # sorted: .005 * 4 = .02, .01 * 3 = .03, .03 * 2 = .06, then .04 * 1 = .04 -> raised to the running max .06
+    np.testing.assert_allclose(hypotheses.holm([0.01, 0.04, 0.03, 0.005]), [0.03, 0.06, 0.06, 0.02])
+    np.testing.assert_allclose(hypotheses.holm([0.5, 0.6]), [1.0, 1.0])
+
+
+def test_a_verdict_says_when_the_test_cannot_reject_at_all():
+    assert hypotheses.verdict(comparison(p_value=0.0625, n=5), 0.0625, 0.05) == \
+        'cannot reject at alpha = 0.05 with n = 5; need >= 6 repetitions'
+    assert hypotheses.verdict(comparison(p_value=0.03, n=6), 0.03, 0.05) == 'rejected'
+    assert hypotheses.verdict(comparison(p_value=0.03, n=6), 0.09, 0.05) == 'not rejected'  # Holm decides
+    assert hypotheses.verdict(comparison(p_value=0.03, n=6), 0.5, 0.05, tests=18, family_floor=2 / 64) == \
+        'cannot reject at alpha = 0.05 over 18 tests (Holm) with n = 6; need >= 10 repetitions'  # 18 * 2/64 > .05
+    assert hypotheses.verdict(comparison(n=2, paired=False), 0.5, 0.05) == \
+        'cannot reject at alpha = 0.05 with n = 2 and 2; need >= 4 repetitions'  # C(4, 2) = 6: smallest p 1/3
+
+
+def test_each_row_has_a_plain_reading():
+    rejected = comparison(p_value=0.0002)
+    assert hypotheses.reading(rejected, 0.001, 0.05) == (
+        'default: default beats random: default by 0.35 accuracy over positions 10-19 (p = 0.0002, Holm p = 0.001): '
+        'the model uses '
+        'the in-context labels')
+    nh2 = comparison(p_value=0.3, hypothesis='NH2', a='all: default', b='all: rating_1', difference=-0.02,
+                     metric='log_lik')
+    assert hypotheses.reading(nh2, 0.6, 0.05) == (
+        'all: rating_1 is ahead of all: default by 0.02 nats of log-likelihood over positions 10-19 (p = 0.3, '
+        'Holm p = 0.6), which chance alone could explain: consistent with "ICL overcomes the pre-training preference '
+        'for label names" (not proof of it)')
+    assert hypotheses.reading(comparison(p_value=0.03), 0.09, 0.05) == (
+        'default: default is ahead of random: default by 0.35 accuracy over positions 10-19 (p = 0.03, Holm p = '
+        '0.09): '
+        'significant alone, but not once corrected for the other tests; weak evidence that the model uses the '
+        'in-context labels')
+    nh3 = comparison(p_value=0.001, hypothesis='NH3', a='halfway: default (correct -> flipped)', b='alt: default',
+                     difference=-0.2, positions='8', num_positions=1)
+    assert hypotheses.reading(nh3, 0.004, 0.05) == (
+        'alt: default beats halfway: default by 0.2 accuracy over position 8 (p = 0.001, Holm p = 0.004): the order '
+        'of the labels matters: the labels seen last weigh more (recency); weak: rests on 1 position')
+    table = hypotheses.comparisons_table([rejected, nh2, nh3])
+    assert table['weak'].tolist() == [False, False, True]
+    np.testing.assert_allclose(table['p_holm'], [0.0006, 0.3, 0.002])

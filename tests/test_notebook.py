@@ -38,16 +38,22 @@ def test_committed_notebook_is_clean_and_parametrised():
 
 
 def test_notebook_runs_every_section_on_real_runs(run_dirs, tmp_path):
-    notebook = execute({f'{name}_run': str(path) for name, path in run_dirs.items()}, tmp_path / 'out.ipynb')
+    parameters = {f'{name}_run': str(path) for name, path in run_dirs.items()}
+    notebook = execute({**parameters, 'study_root': str(run_dirs['default'].parent)}, tmp_path / 'out.ipynb')
     assert not [o for o in outputs(notebook) if o.output_type == 'error']
     figures = [o for o in outputs(notebook) if 'image/png' in o.get('data', {})]
-    assert len(figures) == 5  # default vs random, replacement, halfway, alternating, NH3 reading
-    assert 'skipped' not in printed(notebook).lower()
-    assert 'equal label counts at positions [8]' in printed(notebook)
-    html = summary_html(notebook)
-    assert [html.count(f'<td>NH{i}</td>') for i in (1, 2, 3)] == [2, 2, 4]
+    assert len(figures) == 7  # default vs random, replacement, halfway, alternating, NH3; study: verdicts, curves
+    text = printed(notebook)
+    assert 'skipped' not in text.lower()
+    assert 'equal label counts at positions [8]' in text
+    assert '5 runs in 1 groups: tiny_sentiment, smollm2-135m, 10 examples' in text
     runs = {name: analysis.load_run(path) for name, path in run_dirs.items()}
     nh1 = hypotheses.nh1_random_labels(runs['default'], runs['random'], 'log_lik', window=10)
+    assert (f'NH1 log_lik: default: default is ahead of random: default by {abs(nh1.difference):.3g} nats of '
+            f'log-likelihood over positions 5-9 (p = {nh1.p_value:.2g}, Holm p = ') in text
+    html = summary_html(notebook)
+    assert [html.count(f'<td>NH{i}</td>') for i in (1, 2, 3)] == [2, 2, 4]
+    assert html.count('<td>cannot reject at alpha = 0.05 with n = 4; need &gt;= 6 repetitions</td>') == 6
     assert f'<td>{nh1.mean_a:.6f}</td>' in html and f'<td>{nh1.difference:.6f}</td>' in html
 
 
