@@ -6,7 +6,7 @@
 
 Ways (each scores the same prompts and computes the calibration prior):
   original   float32, one prompt per pass, the full [tokens, vocabulary] logits moved to the CPU,
-             the prior recomputed every repetition (SPEC.md section 6)
+             the prior recomputed every repetition (docs/behaviour.md, "Where the original was wrong or wasteful")
   ours-fp32  our Scorer in float32: selective logits, prior once; its label logits must equal the original's
   ours       our Scorer as a run uses it (model.dtype=auto, model.batch_size=auto, or --batch)
 

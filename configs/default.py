@@ -1,4 +1,4 @@
-r"""Defaults of every experiment: the paper's config tree (SPEC.md section 1).
+r"""Defaults of every experiment: the paper's config tree (docs/behaviour.md#config).
 
 Run it as is (offline, packaged model, bundled dataset, ~40 s on 2 CPU cores):
 

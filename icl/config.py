@@ -1,6 +1,6 @@
 """The experiment config: load a config file, apply `--key.sub=value` overrides, check it.
 
-Overrides follow the original tool (SPEC.md section 1): values are auto-typed
+Overrides follow the original tool (docs/behaviour.md#config): values are auto-typed
 (true/false -> bool, then int, then float, else str; a value with a comma is a list),
 but unlike the original an unknown key or a wrongly typed value is an error.
 """

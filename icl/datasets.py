@@ -5,7 +5,7 @@ Public names follow the original tool so notebooks written for it keep working:
 `class_name_variants`, `all_classes`, `class_names`, `train_data`, `test_data`,
 `test_indices`, `fewshot_indices`, `get_feature`, `get_fewshot_prompt`, ...
 
-Draws happen in the spec's order (SPEC.md section 3): test indices, then few-shot
+Draws happen in the spec's order (docs/behaviour.md#draws): test indices, then few-shot
 indices (with replacement), then one random training row per randomly labelled example.
 """
 import logging
@@ -54,11 +54,11 @@ YES_NO = binary_variants(['no', 'yes'])  # the original's names with OLD_CLASS_N
 def class_names_mode() -> str:
     """The CLASS_NAMES environment variable (unset means ALL); any other value is an error."""
     mode = os.environ.get(CLASS_NAMES_ENV) or 'ALL'
-    if mode == 'DEFAULT':  # the original README's value
-        raise UsageError("CLASS_NAMES='DEFAULT' is not valid: the original tool treated it as ALL (every variant), "
-                         'DEFAULT_ONLY is probably meant; use one of ' + ', '.join(CLASS_NAMES_MODES))
     if mode not in CLASS_NAMES_MODES:
-        raise UsageError(f"CLASS_NAMES='{mode}' is not valid; use one of {', '.join(CLASS_NAMES_MODES)} "
+        # 'DEFAULT' is the original README's value
+        why = ': the original tool treated it as ALL (every variant), DEFAULT_ONLY is probably meant' \
+            if mode == 'DEFAULT' else ''
+        raise UsageError(f"CLASS_NAMES='{mode}' is not valid{why}; use one of {', '.join(CLASS_NAMES_MODES)} "
                          '(or leave it unset for ALL)')
     return mode
 

@@ -1,4 +1,4 @@
-"""Prompt text and in-context label manipulations (SPEC.md section 3), as pure functions.
+"""Prompt text and in-context label manipulations (docs/behaviour.md#prompts, #labels), as pure functions.
 
 The format is the original's, byte for byte: an example is
 `Sentence: '<text>' \\nAnswer: <label>` (two-feature datasets:

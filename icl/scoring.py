@@ -1,4 +1,4 @@
-"""Label log-probs at every position of a prompt from one forward pass (SPEC.md section 4).
+"""Label log-probs at every position of a prompt from one forward pass (docs/behaviour.md#scoring).
 
 Label tokens and answer positions come from the real tokenization of the text (character
 offsets), so any tokenizer works. The forward pass computes the output layer only at the

@@ -1,4 +1,4 @@
-"""The dataset registry: seeded draws, class-name variants, CLASS_NAMES, default prompts (SPEC.md 2-3)."""
+"""The dataset registry: seeded draws, class-name variants, CLASS_NAMES, default prompts (docs/behaviour.md#datasets, #class-name-variants, #draws)."""
 import logging
 
 import numpy as np
@@ -14,7 +14,7 @@ BINARY_REPLACEMENTS = {
     'sea_chair_1': ['sea', 'chair'], 'sea_chair_2': ['chair', 'sea'],
 }
 
-# Every dataset's full variant list, in the order a run uses them, as SPEC.md section 2 lists them.
+# Every dataset's full variant list, in the order a run uses them, as docs/behaviour.md#class-name-variants lists them.
 SPEC_VARIANTS = {
     'sst2': {'default': ['negative', 'positive'], 'flip': ['positive', 'negative'], **BINARY_REPLACEMENTS},
     'subj': {'default': ['objective', 'subjective'], 'flip': ['subjective', 'objective'], **BINARY_REPLACEMENTS},
@@ -65,7 +65,7 @@ def tiny(seed: int = 200, **config):
     return datasets['tiny_sentiment'](rng=np.random.default_rng(seed), **settings)
 
 
-# ------------------------------------------------------------------ seeded draws (SPEC.md section 3)
+# ------------------------------------------------------------------ seeded draws (docs/behaviour.md#draws)
 
 def test_draw_order_test_then_fewshot_then_random_labels():
     data = tiny(random_labels=True)
@@ -174,9 +174,12 @@ def test_flip_variants_literally(monkeypatch):
 @pytest.mark.parametrize('value', ['all', 'DEFAULT', 'FLIP', 'default_only'])
 def test_other_class_names_values_are_an_error_naming_the_valid_ones(value, monkeypatch):
     monkeypatch.setenv('CLASS_NAMES', value)
-    with pytest.raises(UsageError, match=f"CLASS_NAMES='{value}' is not valid; use one of ALL, DEFAULT_ONLY, "
-                                         'DEFAULT_AND_FLIP'):
+    original = (': the original tool treated it as ALL (every variant), DEFAULT_ONLY is probably meant'
+                if value == 'DEFAULT' else '')
+    with pytest.raises(UsageError) as error:
         _ = datasets['sst2'].class_name_variants
+    assert str(error.value) == f"CLASS_NAMES='{value}' is not valid{original}; use one of ALL, DEFAULT_ONLY, " \
+                               'DEFAULT_AND_FLIP (or leave it unset for ALL)'
 
 
 # OLD_CLASS_NAMES=TRUE: the original's yes/no names for these datasets (its `YesNoDataset` classes), in its order.

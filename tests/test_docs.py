@@ -2,8 +2,6 @@
 refers to files outside the repository."""
 import re
 
-import pytest
-
 from icl.config import REPO_ROOT
 
 TEXT_FILES = [p for pattern in ('icl/**/*.py', 'tests/**/*.py', 'benchmarks/*', 'configs/*.py', 'docs/*.md',
@@ -33,7 +31,6 @@ def test_anchors_follow_githubs_rule():
 OUTSIDE = re.compile(r'SPEC\.md|\.\./shared|shared/data|/work/')
 
 
-@pytest.mark.xfail(strict=True, reason='other modules still cite SPEC.md until their references are moved to docs/')
 def test_nothing_refers_to_files_outside_the_repository():
     allowed = {'.ci/run', 'tests/test_docs.py'}  # CI says where its copy of the data lives; this test names them
     found = sorted(f'{path.relative_to(REPO_ROOT).as_posix()}:{number}'

@@ -254,7 +254,7 @@ def test_tracked_run_stores_every_query_in_the_shown_order(tracked_run, smollm2_
     assert setup['shown_class_names'] == {'default': ['positive', 'negative'], 'flip': ['negative', 'positive']}
     assert len(table) == 3 * 2 * 2 * (3 + 1)
     assert table.groupby(['repetition', 'variant', 'query']).size().tolist() == [4] * 12
-    assert results.invalid_parts(run_dir, 3, 2 * 2 * (3 + 1), list(NAMES)) == {}  # what a resume checks
+    assert results.invalid_parts(run_dir, 3, 2 * 2 * (3 + 1), list(NAMES)) == ({}, {})  # what a resume checks
     for row in table[table.is_query].itertuples():
         columns = [1, 0] if row.variant == 'default' else [0, 1]  # by hand: the names each variant shows
         np.testing.assert_allclose(row.query_log_probs, log_softmax(np.asarray(row.label_logits)[columns]), atol=1e-5)

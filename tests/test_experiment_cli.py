@@ -211,7 +211,7 @@ CASES = {
     'CLASS_NAMES=DEFAULT': (_class_names('DEFAULT'), [],
                             r"^error: CLASS_NAMES='DEFAULT' is not valid: the original tool treated it as ALL \(every "
                             r'variant\), DEFAULT_ONLY is probably meant; use one of ALL, DEFAULT_ONLY, '
-                            r'DEFAULT_AND_FLIP$'),
+                            r'DEFAULT_AND_FLIP \(or leave it unset for ALL\)$'),
     'more class names than classes': (_in_existing_run, ['--dataset.config.class_names=[negative,neutral,positive]'],
                                       r"^error: dataset\.config\.class_names=\['negative', 'neutral', "
                                       r"'positive'\] has 3 names but tiny_sentiment has 2 classes \(negative, "
@@ -386,7 +386,7 @@ def test_help_keys_gives_each_key_its_default_and_description(change_labels, cap
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 32 and all('  # ' in line for line in lines)
     assert [re.sub(r' {2,}', '  ', line) for line in lines if line.startswith(('n_repeats', 'dataset.config.num_p'))] \
-        == ['dataset.config.num_prompt_examples = 20  # in-context examples per prompt',
+        == ['dataset.config.num_prompt_examples = 20  # in-context examples per prompt (0: zero-shot, the query alone)',
             'n_repeats = 7  # repetitions: independent draws of in-context examples']
 
 

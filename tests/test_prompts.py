@@ -1,6 +1,6 @@
-"""Prompt text and label manipulations (SPEC.md section 3), on tiny data files written by the tests.
+"""Prompt text and label manipulations (docs/behaviour.md#prompts), on tiny data files written by the tests.
 
-The fixture data folder has the shared-data layout. With seed 22 the draws are (checked in
+The fixture data folder has the layout of docs/data.md. With seed 22 the draws are (checked in
 `test_seed_22_draws`): query = validation row 2, few-shot rows [2, 3, 1, 5, 0, 1], and the
 random-label rows [3, 0, 2, 0, 5, 1], so the in-context examples are
 
@@ -39,7 +39,7 @@ def write_tsv(path: Path, header: list[str], rows: list[tuple], **kwargs) -> Non
 
 @pytest.fixture(scope='module')
 def data_dir(tmp_path_factory) -> str:
-    """Tiny sst2, mrpc, rte, wnli and medical_questions_pairs files in the shared-data layout."""
+    """Tiny sst2, mrpc, rte, wnli and medical_questions_pairs files in the layout of docs/data.md."""
     root = tmp_path_factory.mktemp('data')
     write_tsv(root / 'sst2' / 'train.tsv', ['sentence', 'label'], SST2_TRAIN)
     write_tsv(root / 'sst2' / 'dev.tsv', ['sentence', 'label'], SST2_DEV)

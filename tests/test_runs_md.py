@@ -10,7 +10,7 @@ from icl import models
 from icl.config import REPO_ROOT
 
 PACKAGED = 'smollm2-135m'
-VARIANTS_IN_SPEC = {'financial_phrasebank': 14, 'ag_news': 7}  # SPEC.md section 2; the binary datasets have 10
+VARIANTS_IN_DOCS = {'financial_phrasebank': 14, 'ag_news': 7}  # docs/behaviour.md#class-name-variants; the binary datasets have 10
 VARIANTS_PER_MODE = {'DEFAULT_ONLY': 1, 'DEFAULT_AND_FLIP': 2}
 
 
@@ -55,7 +55,7 @@ def test_every_runs_md_command_passes_dry_run_offline(change_labels, real_data_d
         assert status == 0, (mode, flags, err[-500:])
         dataset, repeats = value(flags, 'dataset.name'), int(value(flags, 'n_repeats'))
         examples = value(flags, 'dataset.config.num_prompt_examples')
-        variants = VARIANTS_PER_MODE.get(mode) or VARIANTS_IN_SPEC.get(dataset, 10)
+        variants = VARIANTS_PER_MODE.get(mode) or VARIANTS_IN_DOCS.get(dataset, 10)
         plan = dict(line.split(maxsplit=1) for line in out.splitlines() if line.startswith(('prompts', 'longest')))
         assert plan['prompts'] == f'{repeats} repetitions x {variants} variants = {repeats * variants}'
         longest = re.fullmatch(r'prompt (\d+) tokens of 8192', plan['longest'])
