@@ -208,7 +208,8 @@ def test_a_file_that_is_not_a_config_is_one_usage_error(tmp_path, name, text, me
 def test_every_key_has_its_description_from_the_default_config():
     descriptions = key_descriptions()
     assert sorted(descriptions) == sorted(all_keys(base_config()))
-    assert descriptions['dataset.config.num_prompt_examples'] == 'in-context examples per prompt (0: zero-shot, the query alone)'  # via `data.`
+    assert descriptions['dataset.config.num_prompt_examples'] == \
+        'in-context examples per prompt (0: zero-shot, the query alone)'  # via `data.`
     assert descriptions['model.name'] == 'registry name (icl/models.py), hub id or local folder'
     assert descriptions['n_repeats'] == 'repetitions: independent draws of in-context examples'
 

@@ -1,4 +1,5 @@
-"""The dataset registry: seeded draws, class-name variants, CLASS_NAMES, default prompts (docs/behaviour.md#datasets, #class-name-variants, #draws)."""
+"""The dataset registry: seeded draws, class-name variants, CLASS_NAMES, default prompts 
+(docs/behaviour.md#datasets, #class-name-variants, #draws)."""
 import logging
 
 import numpy as np

@@ -10,7 +10,8 @@ from icl import models
 from icl.config import REPO_ROOT
 
 PACKAGED = 'smollm2-135m'
-VARIANTS_IN_DOCS = {'financial_phrasebank': 14, 'ag_news': 7}  # docs/behaviour.md#class-name-variants; the binary datasets have 10
+# docs/behaviour.md#class-name-variants; the binary datasets have 10
+VARIANTS_IN_DOCS = {'financial_phrasebank': 14, 'ag_news': 7}
 VARIANTS_PER_MODE = {'DEFAULT_ONLY': 1, 'DEFAULT_AND_FLIP': 2}
 
 
