@@ -1,4 +1,4 @@
-"""The dataset registry: seeded draws, class-name variants, CLASS_NAMES, default prompts 
+"""The dataset registry: seeded draws, class-name variants, CLASS_NAMES, default prompts
 (docs/behaviour.md#datasets, #class-name-variants, #draws)."""
 import logging
 
