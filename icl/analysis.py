@@ -43,6 +43,11 @@ def class_columns(all_classes: Sequence[str], names: Sequence[str], invert_logit
     return columns
 
 
+def context_rows(table: pd.DataFrame) -> pd.DataFrame:
+    """The in-context rows of each repetition's first query prompt: what the curves and tests read, as the original."""
+    return table[~table['is_query'] & (table.get('query', 0) == 0)]
+
+
 def position_metrics(table: pd.DataFrame, setup: dict, choose_logits: str | None = None,
                      invert_logits: bool = False, labels: str = 'true') -> pd.DataFrame:
     """One row per in-context (repetition, variant, position) with accuracy, log_lik, entropy.
@@ -55,7 +60,7 @@ def position_metrics(table: pd.DataFrame, setup: dict, choose_logits: str | None
     if labels not in LABEL_COLUMNS:
         raise UsageError(f"labels='{labels}' is not valid; choose one of {', '.join(LABEL_COLUMNS)}")
     frames = []
-    context = table[~table['is_query'] & (table.get('query', 0) == 0)]  # the first query's prompt, as the original
+    context = context_rows(table)
     for variant, group in context.groupby('variant', sort=False):
         names = setup['variants'][choose_logits or variant]
         columns = class_columns(setup['all_classes'], names, invert_logits)
@@ -269,6 +274,9 @@ def read_run(path: str | Path, name: str | None = None) -> Run:
     record = _read_json_file(path / 'config.json', CONFIG_KEYS, inside='config')
     setup = _read_json_file(path / 'setup.json', SETUP_KEYS)
     table = _read_parts(path, int(record['config']['n_repeats']))
+    if context_rows(table).empty:  # num_prompt_examples=0: queries only
+        raise UsageError(f"'{path}' is a zero-shot run (no in-context examples), so it has no curves or tests to "
+                         'report; its query accuracy is printed at the end of the run (icl.experiment.query_accuracy)')
     return Run(name=name or short_name(path.name), path=path, record=record, setup=setup, table=table)
 
 

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from icl.analysis import Run
+from icl.analysis import Run, context_rows
 from icl.errors import UsageError
 
 N_RESAMPLES = 9999  # random permutations; the test is exact while 2**n <= this
@@ -219,7 +219,8 @@ def per_repetition(metrics: pd.DataFrame, variant: str, positions: Sequence[int]
 def same_examples(a: Run, b: Run) -> bool:
     """Did each repetition of both runs show the same training rows (same data, seed, count)? Then pair them."""
     def rows(run: Run) -> pd.Series:
-        context = run.table[~run.table['is_query'] & (run.table['variant'] == run.variants[0])]
+        context = context_rows(run.table)
+        context = context[context['variant'] == run.variants[0]]
         return context.groupby('repetition')['train_idx'].apply(tuple)
     if a.record['config']['dataset']['name'] != b.record['config']['dataset']['name']:
         return False

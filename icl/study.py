@@ -9,6 +9,7 @@ within a group (icl/pairing.py). Writes, besides the per-run report:
 and in summary.md one verdict table per null hypothesis across the groups, with p-values
 Holm-adjusted over all the study's tests.
 """
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -41,9 +42,15 @@ def interval_text(low: float, high: float) -> str:
 
 
 def find_run_dirs(root: Path) -> list[Path]:
-    """Folders under `root` (any depth, hidden ones skipped) holding a config.json."""
-    return sorted({path.parent for path in root.rglob('config.json')
-                   if not any(part.startswith('.') for part in path.relative_to(root).parts)})
+    """Folders under `root` (any depth, hidden ones skipped) holding a config.json; not those inside a run
+    directory (its wandb folder keeps copies of config.json and setup.json)."""
+    found = []
+    for folder, subfolders, files in os.walk(root):
+        if 'config.json' in files:
+            found.append(Path(folder))
+            subfolders.clear()
+        subfolders[:] = sorted(name for name in subfolders if not name.startswith('.'))
+    return sorted(found)
 
 
 def load_sources(sources: Sequence[str | Path]) -> tuple[list[Run], Path | None, dict[str, str]]:

@@ -11,8 +11,9 @@ import pytest
 import torch
 from wandb_records import offline_run
 
-from icl import analysis, experiment, results, scoring
+from icl import analysis, experiment, report, results, scoring
 from icl import config as icl_config
+from icl.errors import UsageError
 
 N, REPEATS, SEED = 5, 2, 200
 NAMES = {'default': ['negative', 'positive'], 'flip': ['positive', 'negative']}
@@ -315,6 +316,11 @@ def test_zero_shot_run_scores_the_query_alone(tmp_path, smollm2_fp32, smollm2_to
         correct.append(np.argmax(row.query_log_probs_calibrated) == row.true_label)
     assert capsys.readouterr().out.endswith(
         f'(zero-shot: query accuracy):\n  default      acc {np.mean(correct):.2f}   (2 repetitions)\n')
+    with pytest.raises(UsageError) as refused:  # no curves: one line, not a traceback
+        report.main([str(run_dir), '--out', str(tmp_path / 'report')])
+    assert str(refused.value) == (f"'{run_dir}' is a zero-shot run (no in-context examples), so it has no curves or "
+                                  'tests to report; its query accuracy is printed at the end of the run '
+                                  '(icl.experiment.query_accuracy)')
 
 
 def test_plan_notes_name_settings_that_change_nothing(monkeypatch):

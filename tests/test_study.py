@@ -24,6 +24,8 @@ def study_root(run_dirs, real_data_dir, tmp_path_factory):
     waiting = root / 'sst2' / 'not-started'  # a run of the sweep that has not finished a repetition yet
     waiting.mkdir()
     shutil.copy(sst2['sst2-default'] / 'config.json', waiting / 'config.json')
+    kept = root / 'tiny' / 'default' / 'wandb' / 'offline-run-1' / 'files'  # files a run keeps with its wandb run
+    shutil.copytree(run_dirs['default'], kept, ignore=shutil.ignore_patterns('wandb'))
     return root
 
 
