@@ -32,6 +32,18 @@ def real_data_dir() -> Path:
     return path
 
 
+# Whole modules that start processes (sweeps, launchers, kill-and-resume, the notebook, runs.md's 455 dry runs),
+# and the single tests that run the command line as a real process: `make test` runs them, `-m "not slow"` not.
+SLOW_MODULES = {'test_sweep', 'test_resume', 'test_processes', 'test_notebook', 'test_runs_md'}
+SLOW_NAME_PARTS = ('real_process', 'dequantis', 'gemma')
+
+
+def pytest_collection_modifyitems(items) -> None:
+    for item in items:
+        if item.module.__name__ in SLOW_MODULES or any(part in item.name for part in SLOW_NAME_PARTS):
+            item.add_marker(pytest.mark.slow)
+
+
 def pytest_terminal_summary(terminalreporter) -> None:
     """Name the tests that were skipped for want of real data, so a green run says what it did not check."""
     skipped = [report.nodeid for report in terminalreporter.stats.get('skipped', [])
