@@ -1,4 +1,4 @@
-"""The one exception type for mistakes of the user (bad flags, data, names)."""
+"""Errors the command line reports in one line: the user's mistakes (exit 2) and runs stopped from outside."""
 
 
 class UsageError(Exception):
@@ -12,3 +12,8 @@ class RunStopped(Exception):
     def __init__(self, message: str, status: int):
         super().__init__(message)
         self.status = status
+
+
+class OutOfMemory(Exception):
+    """The GPU ran out of memory for a pass the run needs: a resource failure, not a wrong command (the run stops
+    with exit status 1, saying what to change; it can be resumed)."""

@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 from icl import analysis, hypotheses, loaders, models, results, scoring
 from icl.config import noop_settings, to_dict, validate
 from icl.datasets import BaseDataset, class_names_mode, dataset_class, old_class_names_note, uses_old_class_names
-from icl.errors import RunStopped, UsageError
+from icl.errors import OutOfMemory, RunStopped, UsageError
 from icl.probs import calibrate, class_log_probs
 from icl.processes import from_main, process_gpus, processes, wait_for_parts
 from icl.prompts import Prompt, change_points
@@ -375,7 +375,7 @@ def run_planned(p: Plan, state, run_dir: Path | None, dry_run: bool) -> Path | N
         found, tracker = in_main(state, start) or (None, None)
         try:
             return score_and_finish(p, state, run_dir, found, tracker)
-        except (KeyboardInterrupt, OSError) as error:
+        except (KeyboardInterrupt, OSError, OutOfMemory) as error:
             if isinstance(error, OSError) and error.errno not in FULL_DISK:
                 raise  # any other error is a bug: its traceback
             raise stopped(error, tracker, run_dir, config.n_repeats) from None
@@ -423,8 +423,8 @@ def score_and_finish(p: Plan, state, run_dir: Path, found: RunDir | None, tracke
 
 
 def stopped(error: BaseException, tracker, run_dir: Path, n_repeats: int) -> RunStopped:
-    """Ctrl-C or a full disk while the run writes: one line (what is saved, how to resume) instead of
-    a traceback; the wandb run is ended quietly."""
+    """Ctrl-C, a full disk or GPU memory running out while the run scores: one line (what is saved, how to
+    resume) instead of a traceback; the wandb run is ended quietly."""
     if tracker is not None:
         with contextlib.suppress(Exception):  # wandb may fail to write on a full disk too
             tracker.run.finish(exit_code=130 if isinstance(error, KeyboardInterrupt) else 1)
@@ -432,6 +432,8 @@ def stopped(error: BaseException, tracker, run_dir: Path, n_repeats: int) -> Run
     resume = f'{saved} of {n_repeats} repetitions are saved in {run_dir}; rerun the same command to resume'
     if isinstance(error, KeyboardInterrupt):
         return RunStopped(f'interrupted: {resume}', status=130)
+    if isinstance(error, OutOfMemory):
+        return RunStopped(f'{error}: {resume}', status=1)
     return RunStopped(f"could not write '{error.filename}' ({error.strerror}); nothing finished was lost: {resume}",
                       status=1)
 

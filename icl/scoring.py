@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from icl.errors import UsageError
+from icl.errors import OutOfMemory, UsageError
 from icl.probs import log_softmax
 from icl.prompts import Prompt
 
@@ -255,10 +255,10 @@ class Scorer:
                                 self.label_tokens.ids)
         except torch.cuda.OutOfMemoryError:
             if len(batch) == 1:
-                raise UsageError(f'a prompt of {len(batch[0][0])} tokens does not fit in GPU memory; use fewer '
+                raise OutOfMemory(f'a prompt of {len(batch[0][0])} tokens does not fit in GPU memory; use fewer '
                                  'examples, more GPUs or a -8bit model') from None
             if not self.auto_batch:
-                raise UsageError(f'model.batch_size={self.batch_size} does not fit in GPU memory; '
+                raise OutOfMemory(f'model.batch_size={self.batch_size} does not fit in GPU memory; '
                                  "use a smaller one or 'auto'") from None
         # Outside the except block, so the failed pass's tensors are freed before the retry.
         self.batch_size = len(batch) // 2

@@ -1,5 +1,6 @@
 """Scoring: selective logits equal a plain forward, a padded batch equals one prompt at a time,
 the calibration prior, the Scorer's batching, and bf16 against fp32 on real SST-2 prompts."""
+import re
 import types
 
 import numpy as np
@@ -8,7 +9,7 @@ import torch
 
 from icl import experiment, models, scoring
 from icl.config import base_config
-from icl.errors import UsageError
+from icl.errors import OutOfMemory, UsageError
 from icl.probs import log_softmax
 
 POSITIVE, NEGATIVE = 2731, 4633  # 'Ġpositive', 'Ġnegative' in SmolLM2's vocabulary (NOTES.md)
@@ -172,15 +173,42 @@ def test_auto_batch_halves_on_out_of_memory_and_keeps_the_size(smollm2_fp32, smo
     assert fake.sizes == [3, 3, 1]
 
 
-def test_out_of_memory_with_a_fixed_batch_or_one_prompt_is_a_usage_error(smollm2_fp32, smollm2_tokenizer,
-                                                                         sst2_config, monkeypatch):
+def test_out_of_memory_with_a_fixed_batch_or_one_prompt_is_a_resource_error(smollm2_fp32, smollm2_tokenizer,
+                                                                            sst2_config, monkeypatch):
     prompts = short_prompts(sst2_config)[:2]
     monkeypatch.setattr(scoring, 'class_logits', FakeOutOfMemory(limit=1))
-    with pytest.raises(UsageError, match=r"model.batch_size=2 does not fit in GPU memory; .*'auto'"):
+    with pytest.raises(OutOfMemory, match=r"model.batch_size=2 does not fit in GPU memory; .*'auto'"):
         make_scorer(smollm2_fp32, smollm2_tokenizer, sst2_config, 2).score(prompts)
     monkeypatch.setattr(scoring, 'class_logits', FakeOutOfMemory(limit=0))
-    with pytest.raises(UsageError, match=r'a prompt of \d+ tokens does not fit in GPU memory'):
+    with pytest.raises(OutOfMemory, match=r'a prompt of \d+ tokens does not fit in GPU memory') as error:
         make_scorer(smollm2_fp32, smollm2_tokenizer, sst2_config, None).score(prompts)
+    assert not isinstance(error.value, UsageError)  # the command was right: exit 1, not 2
+
+
+def test_out_of_memory_stops_the_run_with_one_line_exit_1_and_it_resumes(change_labels, tmp_path, monkeypatch,
+                                                                         capsys):
+    monkeypatch.setenv('CLASS_NAMES', 'DEFAULT_ONLY')
+    monkeypatch.setenv('WANDB_MODE', 'disabled')
+    real = scoring.class_logits
+    calls = []
+
+    def priors_fit_prompts_do_not(*args):  # the first pass is the content-free prior's
+        calls.append(len(args[1]))
+        if len(calls) > 1:
+            raise torch.cuda.OutOfMemoryError('CUDA out of memory. Tried to allocate 2.00 GiB')
+        return real(*args)
+    monkeypatch.setattr(scoring, 'class_logits', priors_fit_prompts_do_not)
+    run = tmp_path / 'run'
+    argv = ['change_labels.py', '--n_repeats=2', '--dataset.config.num_prompt_examples=3', f'--workdir={run}']
+    assert change_labels.run_command(argv) == 1
+    err = capsys.readouterr().err
+    assert 'Traceback' not in err
+    assert re.fullmatch(r'error: a prompt of \d+ tokens does not fit in GPU memory; use fewer examples, more GPUs or '
+                        rf'a -8bit model: 0 of 2 repetitions are saved in {re.escape(str(run))}; rerun the same '
+                        r'command to resume', err.splitlines()[-1])
+    monkeypatch.setattr(scoring, 'class_logits', real)
+    assert change_labels.run_command(argv) == 0  # resumed with more memory
+    assert sorted(p.name for p in (run / 'results').iterdir()) == ['part-000000.parquet', 'part-000001.parquet']
 
 
 def test_resolve_batch_size(monkeypatch):
