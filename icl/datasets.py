@@ -229,6 +229,12 @@ class BaseDataset(metaclass=_ReadsClassNames):
         row = int(self.rng.choice(len(self.train_data), 1)[0])
         return self.train_data[row][self.label_name]
 
+    @property
+    def num_examples(self) -> int:
+        """In-context examples a prompt shows: one fewer than drawn with inputs_off_by_one (the last input has
+        no label to show)."""
+        return len(self.fewshot_indices) - 1 if self.inputs_off_by_one else len(self.fewshot_indices)
+
     def build_prompt(self, query_features: Any) -> Prompt:
         """The few-shot prompt for one query, with the position of every in-context answer.
 
@@ -236,8 +242,7 @@ class BaseDataset(metaclass=_ReadsClassNames):
         """
         prompt = Prompt(text=self.prompt_string + '\n' if self.prompt_string else '')
         indices = self.fewshot_indices
-        num_examples = len(indices) - 1 if self.inputs_off_by_one else len(indices)
-        for i in range(num_examples):
+        for i in range(self.num_examples):
             row = indices[i]
             shown_row = indices[i + 1] if self.inputs_off_by_one else row
             true_label = self.train_data[row][self.label_name]
