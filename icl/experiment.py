@@ -28,7 +28,7 @@ from icl.datasets import BaseDataset, class_names_mode, dataset_class, old_class
 from icl.errors import OutOfMemory, RunStopped, UsageError
 from icl.probs import calibrate, class_log_probs
 from icl.processes import from_main, process_gpus, processes, wait_for_parts
-from icl.prompts import Prompt, change_points
+from icl.prompts import Prompt, change_points, stretches
 from icl.rundir import RunDir, default_run_dir, inspect_run_dir, lock_run_dir, start_run_dir, write_record
 
 LIVE_CURVES = 20  # mean curves logged to wandb this often during a run, so long runs can be watched
@@ -190,7 +190,7 @@ def plan(config: config_dict.ConfigDict) -> Plan:
     if longest > context:
         raise UsageError(f'the longest prompt has {longest} tokens but {config.model.name} attends to {context}; '
                          f'use fewer than {config.dataset.config.num_prompt_examples} examples')
-    examples = len(first.fewshot_indices) - 1 if first.inputs_off_by_one else len(first.fewshot_indices)
+    examples = first.num_examples
     return Plan(config=config, variants=variants, label_tokens=label_tokens, model_spec=spec, tokenizer=tokenizer,
                 model_config=model_config, context=context, longest_prompt=longest, examples_per_prompt=examples,
                 flips=first.label_rule.flips(examples), scanned_repetitions=scanned_repetitions(config))
@@ -201,11 +201,7 @@ def spans(positions) -> str:
     positions = [int(p) for p in positions]
     if not positions:
         return 'none'
-    ranges, start = [], positions[0]
-    for before, after in zip(positions, positions[1:] + [None]):
-        if after != before + 1:
-            ranges.append(str(start) if start == before else f'{start}-{before}')
-            start = after
+    ranges = [str(first) if first == last else f'{first}-{last}' for first, last in stretches(positions)]
     shown = ', '.join(ranges[:8])
     return shown if len(ranges) <= 8 else f'{shown}, ... ({len(positions)} positions)'
 

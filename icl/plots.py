@@ -12,6 +12,7 @@ import pandas as pd
 from matplotlib.ticker import MaxNLocator
 
 from icl.analysis import METRICS
+from icl.prompts import stretches
 
 TITLES = {'accuracy': 'Accuracy', 'log_lik': 'Log-likelihood', 'entropy': 'Entropy'}
 Y_LABELS = {'accuracy': 'accuracy (fraction correct)', 'log_lik': 'log-likelihood of the label (nats)',
@@ -34,13 +35,7 @@ def line_label(run: str, variant: str, runs: int) -> str:
 
 def spans(positions: Sequence[int]) -> list[tuple[float, float]]:
     """Contiguous stretches of positions as (start - 0.5, end + 0.5), for shading."""
-    stretches = []
-    for position in sorted(int(p) for p in positions):
-        if stretches and position == stretches[-1][1] + 0.5:
-            stretches[-1] = (stretches[-1][0], position + 0.5)
-        else:
-            stretches.append((position - 0.5, position + 0.5))
-    return stretches
+    return [(first - 0.5, last + 0.5) for first, last in stretches(positions)]
 
 
 def plot_curves(curves: pd.DataFrame, change_points: Mapping[str, Sequence[int]] | None = None,

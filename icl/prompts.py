@@ -80,6 +80,17 @@ def change_points(flipped: Sequence[bool]) -> list[int]:
     return [i for i in range(1, len(flipped)) if flipped[i] != flipped[i - 1]]
 
 
+def stretches(positions: Sequence[int]) -> list[tuple[int, int]]:
+    """(first, last) of each run of consecutive positions, in order: [2, 3, 4, 9] -> [(2, 4), (9, 9)]."""
+    found = []
+    for position in sorted(int(p) for p in positions):
+        if found and position == found[-1][1] + 1:
+            found[-1] = (found[-1][0], position)
+        else:
+            found.append((position, position))
+    return found
+
+
 @dataclass
 class Prompt:
     """A few-shot prompt and where each in-context answer sits in its text."""
