@@ -424,7 +424,7 @@ def stopped(error: BaseException, tracker, run_dir: Path, n_repeats: int) -> Run
     if tracker is not None:
         with contextlib.suppress(Exception):  # wandb may fail to write on a full disk too
             tracker.run.finish(exit_code=130 if isinstance(error, KeyboardInterrupt) else 1)
-    saved = len([r for r in results.completed_repetitions(run_dir) if r < n_repeats])
+    saved = len(results.completed_repetitions(run_dir, n_repeats))
     resume = f'{saved} of {n_repeats} repetitions are saved in {run_dir}; rerun the same command to resume'
     if isinstance(error, KeyboardInterrupt):
         return RunStopped(f'interrupted: {resume}', status=130)

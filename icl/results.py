@@ -185,9 +185,9 @@ def part_files(run_dir: Path) -> list[tuple[int | None, Path]]:
     return [(int(n) if n.isdigit() else None, path) for n, path in zip(numbers, paths)]
 
 
-def completed_repetitions(run_dir: Path) -> list[int]:
-    """Repetitions whose part file is on disk."""
-    return sorted(r for r, _ in part_files(run_dir) if r is not None)
+def completed_repetitions(run_dir: Path, n_repeats: int | None = None) -> list[int]:
+    """Repetitions whose part file is on disk (of the run's 0..n_repeats - 1 only, given n_repeats)."""
+    return sorted(r for r, _ in part_files(run_dir) if r is not None and (n_repeats is None or r < n_repeats))
 
 
 def part_problem(path: Path, repetition: int, num_rows: int, variants: Sequence[str]) -> str | None:

@@ -224,8 +224,8 @@ def inspect_run_dir(path: Path, record: dict, *, n_repeats: int, rows_per_repeti
     check_writable(path)
     invalid, foreign = results.invalid_parts(path, n_repeats, rows_per_repetition, variants,
                                              old.get('identity')) if check_parts else ({}, {})
-    done = [r for r in results.completed_repetitions(path)
-            if r < n_repeats and results.part_path(path, r) not in invalid | foreign]
+    done = [r for r in results.completed_repetitions(path, n_repeats)
+            if results.part_path(path, r) not in invalid | foreign]
     return RunDir(path, old, done, invalid, foreign, extended_from, lock_holder(path))
 
 

@@ -442,3 +442,14 @@ def test_slurm_sweep_submits_one_job_array_with_the_resources(tmp_path, real_dat
     assert (lost_status.state, lost_status.log, lost_status.error) == (
         'failed', '/logs/4243_3_0_log.err', 'SLURM state OUT_OF_MEMORY')
     assert (log_dir / 'sacct.txt').read_text() == '-o JobID,State,NodeList --parsable2 -j 4243\n'
+
+
+def test_a_part_beyond_n_repeats_does_not_make_a_run_finished(tmp_path):
+    (tmp_path / 'results').mkdir()
+    for repetition in (0, 1, 9):  # 9: a stray part, not one of the run's 0..2
+        results.part_path(tmp_path, repetition).write_bytes(b'')
+    (tmp_path / 'setup.json').write_text('{"timing": {}}')
+    assert results.completed_repetitions(tmp_path, 3) == [0, 1]
+    assert not status.is_finished(tmp_path, 3)
+    results.part_path(tmp_path, 2).write_bytes(b'')
+    assert status.is_finished(tmp_path, 3)

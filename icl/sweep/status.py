@@ -90,7 +90,7 @@ class RunStatus:
 def is_finished(run_dir: Path, n_repeats: int) -> bool:
     """Every repetition on disk and setup.json written at the end (it holds the timing then)."""
     setup = run_dir / 'setup.json'
-    return (len(results.completed_repetitions(run_dir)) >= n_repeats and setup.is_file()
+    return (len(results.completed_repetitions(run_dir, n_repeats)) >= n_repeats and setup.is_file()
             and 'timing' in results.read_json(setup))
 
 
@@ -120,7 +120,7 @@ def slurm_failure(state: dict, slurm: dict[str, str]) -> str:
 def run_status(root: Path, name: str, n_repeats: int, slurm: dict[str, str] | None = None) -> RunStatus:
     """The run's state; `slurm`: SLURM states of its job (a job SLURM ended without a report is failed)."""
     run_dir = Path(root) / name
-    done = len([r for r in results.completed_repetitions(run_dir) if r < n_repeats]) if run_dir.is_dir() else 0
+    done = len(results.completed_repetitions(run_dir, n_repeats)) if run_dir.is_dir() else 0
     state = read_state(root, name)
     if is_finished(run_dir, n_repeats):
         return RunStatus(name, 'done', done, n_repeats)
