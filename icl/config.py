@@ -17,6 +17,7 @@ from ml_collections import config_dict
 
 from icl.errors import UsageError
 from icl.prompts import LabelRule, resolved_flip_after
+from icl.settings import ModelSettings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = REPO_ROOT / 'configs' / 'default.py'
@@ -244,11 +245,7 @@ def validate(config: config_dict.ConfigDict) -> None:
     if data.class_names is not None and (len(data.class_names) < 2 or len(set(map(str, data.class_names)))
                                          != len(data.class_names)):
         raise UsageError(f'dataset.config.class_names={data.class_names} needs at least two distinct names')
-    if config.model.dtype not in ('auto', 'float32', 'bfloat16', 'float16'):
-        raise UsageError(f"model.dtype='{config.model.dtype}' is not valid; choose auto, float32, bfloat16 or float16")
-    batch = config.model.batch_size
-    if batch != 'auto' and not (isinstance(batch, int) and not isinstance(batch, bool) and batch >= 1):
-        raise UsageError(f"model.batch_size={batch!r} must be a positive integer or 'auto'")
+    ModelSettings.from_config(config)  # model.dtype and model.batch_size
 
 
 def noop_settings(config: config_dict.ConfigDict) -> list[str]:

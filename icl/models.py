@@ -23,6 +23,7 @@ from pathlib import Path
 import torch
 
 from icl.errors import UsageError
+from icl.settings import AUTO, DTYPE_NAMES, checked_dtype
 
 CACHE_ENV = 'ICL_CACHE_DIR'
 MARKER = 'icl_packaged.json'  # written last into a dequantised model's folder: the folder is complete
@@ -238,18 +239,16 @@ def has_native_bf16() -> bool:
     return bool({'avx512_bf16', 'amx_bf16'} & cpu_flags())
 
 
-DTYPES = {'float32': torch.float32, 'bfloat16': torch.bfloat16, 'float16': torch.float16}
+DTYPES = {name: getattr(torch, name) for name in DTYPE_NAMES}
 
 
 def resolve_dtype(name: str) -> torch.dtype:
     """'auto' -> bf16 on GPUs that have it (fp16 on older ones) and on bf16-native CPUs, else fp32."""
-    if name == 'auto':
+    if name == AUTO:
         if torch.cuda.is_available():
             return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
         return torch.bfloat16 if has_native_bf16() else torch.float32
-    if name not in DTYPES:
-        raise UsageError(f"model.dtype '{name}' is not valid; choose one of auto, {', '.join(DTYPES)}")
-    return DTYPES[name]
+    return DTYPES[checked_dtype(name)]
 
 
 # The precision the original ran its models in (the paper's numbers): model.dtype=auto reproduces it.

@@ -17,6 +17,7 @@ import torch
 from icl.errors import OutOfMemory, UsageError
 from icl.probs import log_softmax
 from icl.prompts import Prompt
+from icl.settings import checked_batch_size
 
 PROBE_TEXT = 'A neutral sentence.'
 # A bf16 model's label log-probs against fp32's, measured on real SST-2 prompts (README, benchmark):
@@ -190,9 +191,10 @@ def prior_log_probs(prior_all: np.ndarray, columns: Sequence[int]) -> np.ndarray
 def resolve_batch_size(value: int | str) -> int | None:
     """Prompts per forward pass: an int as given; 'auto' -> None on a GPU (the Scorer finds the
     largest batch that fits) and 1 on the CPU, where batching does not pay (README, benchmark)."""
-    if value == 'auto':
+    requested = checked_batch_size(value)
+    if requested is None:
         return None if torch.cuda.is_available() else 1
-    return int(value)
+    return requested
 
 
 class Scorer:

@@ -88,7 +88,7 @@ def test_unknown_model_names_the_choices():
 
 def test_resolve_dtype(monkeypatch):
     assert models.resolve_dtype('float16') is torch.float16
-    with pytest.raises(UsageError, match=r"model.dtype 'half' is not valid; choose one of auto, float32, bfloat16"):
+    with pytest.raises(UsageError, match=r"model.dtype='half' is not valid; choose auto, float32, bfloat16 or float16"):
         models.resolve_dtype('half')
     monkeypatch.setattr(torch.cuda, 'is_available', lambda: False)
     monkeypatch.setattr(models, 'has_native_bf16', lambda: False)
@@ -129,7 +129,7 @@ def test_auto_dtype_of_other_models_is_the_native_one(monkeypatch):
     assert models.dtype_policy('llama-7b', 'auto') == (
         'float32', "the original loaded llama-7b in fp32 (the paper's precision; --model.dtype=bfloat16 is faster)")
     assert models.dtype_policy('falcon-7b', 'auto')[1].startswith("8-bit weights computing in fp16, as the original's")
-    with pytest.raises(UsageError, match="model.dtype 'half' is not valid"):
+    with pytest.raises(UsageError, match="model.dtype='half' is not valid"):
         models.dtype_policy('llama-7b', 'half')
 
 
