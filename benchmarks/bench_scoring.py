@@ -33,9 +33,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from icl import experiment, models, scoring  # noqa: E402
+from icl import datasets, experiment, models, scoring  # noqa: E402
 from icl.config import base_config  # noqa: E402
 from icl.probs import log_softmax  # noqa: E402
+from icl.prompts import ExampleFormat  # noqa: E402
 
 
 @dataclasses.dataclass
@@ -130,7 +131,7 @@ class Job:
 class Workload:
     """The prompts every way scores, and what scoring them needs."""
     plan: experiment.Plan
-    data: object  # the dataset of repetition 0 (the prior's format)
+    example: ExampleFormat  # the prompts' format (the prior's)
     jobs: list[Job]
     lengths: list[int]  # tokens per prompt
 
@@ -143,10 +144,10 @@ def make_workload(args, examples: int) -> Workload:
     config.dataset.config.data_dir = str(args.data_dir)
     plan = experiment.plan(config)
     variants = dict(list(plan.variants.items())[:args.variants])
-    jobs = [Job(r, variant, experiment.query_prompts(experiment.make_dataset(config, r, names))[0][1])
+    jobs = [Job(r, variant, datasets.repetition(plan.data, r, names).query_prompts()[0][1])
             for r in range(config.n_repeats) for variant, names in variants.items()]
     lengths = [len(scoring.encode(plan.tokenizer, job.prompt.text)[0]) for job in jobs]
-    return Workload(plan, experiment.make_dataset(config, 0, None), jobs, lengths)
+    return Workload(plan, datasets.prompt_format(plan.data).example, jobs, lengths)
 
 
 @torch.no_grad()
@@ -156,7 +157,7 @@ def original_way(model, work: Workload) -> list[np.ndarray]:
     out = []
     for i, job in enumerate(work.jobs):
         if i == 0 or job.repetition != work.jobs[i - 1].repetition:
-            for text in scoring.prior_texts(work.data):
+            for text in scoring.prior_texts(work.example):
                 ids, _ = scoring.encode(tokenizer, text)
                 model(input_ids=torch.tensor([ids], device=device), use_cache=False).logits.float().cpu()
         ids, spans = scoring.encode(tokenizer, job.prompt.text)
@@ -169,7 +170,7 @@ def original_way(model, work: Workload) -> list[np.ndarray]:
 def our_way(model, work: Workload, batch_size: int | None) -> tuple[list[np.ndarray], int]:
     """As experiment.run(): the prior once, then every prompt through the Scorer; also the batch size used."""
     plan = work.plan
-    scoring.prior_logits(model, plan.tokenizer, work.data, plan.label_tokens.ids)
+    scoring.prior_logits(model, plan.tokenizer, work.example, plan.label_tokens.ids)
     scorer = scoring.Scorer(model, plan.tokenizer, plan.label_tokens, plan.context, batch_size)
     return [logits for _, logits in scorer.score([job.prompt for job in work.jobs])], scorer.batch_size
 

@@ -24,7 +24,8 @@ import pyarrow as pa
 from icl import results
 from icl.errors import UsageError
 from icl.probs import class_log_probs, entropy
-from icl.prompts import LabelRule, change_points, resolved_flip_after
+from icl.prompts import LabelRule, change_points
+from icl.settings import DataSettings
 
 METRICS = ('accuracy', 'log_lik', 'entropy')
 LABEL_COLUMNS = {'true': 'true_label', 'shown': 'shown_label'}  # what accuracy / log_lik are measured against
@@ -180,13 +181,13 @@ class Run:
         """A variant with its class names, e.g. 'rating_1 (bad / good)'."""
         return f"{variant} ({' / '.join(self.setup['variants'][variant])})"
 
+    @property
+    def settings(self) -> DataSettings:
+        return DataSettings.from_config(self.record['config'])
+
     def label_rule(self) -> LabelRule:
-        """The run's flip rule (random and replaced labels are not needed here)."""
-        c = self.data_config
-        after = resolved_flip_after(c['num_prompt_examples'], c['flip_labels_after'],
-                                    c.get('flip_labels_after_halfway', False))
-        return LabelRule(num_classes=self.num_classes, flip_labels_after=after,
-                         flip_labels_multi=c['flip_labels_multi'], flip_labels_multi_lim=c['flip_labels_multi_lim'])
+        """The run's label rule, as its prompts had it."""
+        return self.settings.label_rule(self.num_classes)
 
     def flipped(self) -> np.ndarray:
         """Per in-context position: does that example show a flipped label?"""
@@ -271,7 +272,7 @@ def read_run(path: str | Path, name: str | None = None) -> Run:
         lacking = ', '.join(missing + ([] if results.completed_repetitions(path) else ['results/part-*.parquet']))
         raise UsageError(f"'{path}' is not a run directory of this tool with a finished repetition "
                          f'(it lacks {lacking})')
-    record = _read_json_file(path / 'config.json', CONFIG_KEYS, inside='config')
+    record = results.upgraded_record(_read_json_file(path / 'config.json', CONFIG_KEYS, inside='config'))
     setup = _read_json_file(path / 'setup.json', SETUP_KEYS)
     table = _read_parts(path, int(record['config']['n_repeats']))
     if context_rows(table).empty:  # num_prompt_examples=0: queries only

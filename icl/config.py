@@ -16,8 +16,7 @@ from typing import Any
 from ml_collections import config_dict
 
 from icl.errors import UsageError
-from icl.prompts import LabelRule, resolved_flip_after
-from icl.settings import ModelSettings
+from icl.settings import UNREAD_KEYS, DataSettings, ModelSettings, checked_class_names_mode
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = REPO_ROOT / 'configs' / 'default.py'
@@ -41,6 +40,8 @@ def load_config(path: str | Path = DEFAULT_CONFIG) -> config_dict.ConfigDict:
         raise UsageError(f"config file '{path}' has no get_config(); {hint}")
     try:
         config = module.get_config()
+    except UsageError:  # e.g. a wrong $CLASS_NAMES, which configs/default.py reads
+        raise
     except Exception as error:  # noqa: BLE001
         raise UsageError(f"get_config() of config file '{path}' failed ({type(error).__name__}: {error}); "
                          f'{hint}') from None
@@ -156,6 +157,9 @@ def set_value(config: config_dict.ConfigDict, key: str, text: str) -> None:
     node = config
     for name in parents:
         node = node.get(name) if isinstance(node, config_dict.ConfigDict) else None
+    if key in UNREAD_KEYS:
+        raise UsageError(f"config key '{key}' was the original tool's and nothing read it (scoring generates no "
+                         'text); remove the flag')
     if not isinstance(node, config_dict.ConfigDict) or leaf not in node:
         close = close_keys(key, all_keys(config))
         hint = f"; did you mean {' or '.join(close)}?" if close else '; run with --help_keys to list them'
@@ -230,7 +234,7 @@ def validate(config: config_dict.ConfigDict) -> None:
     if data.flip_labels_after_halfway and data.flip_labels_after != -1:
         raise UsageError('set either dataset.config.flip_labels_after_halfway=True or dataset.config.'
                          f'flip_labels_after={data.flip_labels_after}, not both')
-    block = resolved_flip_after(n, data.flip_labels_after, data.flip_labels_after_halfway)
+    block = DataSettings.from_config(config).first_flipped
     if data.flip_labels_multi and block == 0:  # the original divides by it
         source = (f'flip_labels_after_halfway=True with num_prompt_examples={n} (blocks of {n} // 2 = 0)'
                   if data.flip_labels_after_halfway else 'flip_labels_after=0')
@@ -245,6 +249,10 @@ def validate(config: config_dict.ConfigDict) -> None:
     if data.class_names is not None and (len(data.class_names) < 2 or len(set(map(str, data.class_names)))
                                          != len(data.class_names)):
         raise UsageError(f'dataset.config.class_names={data.class_names} needs at least two distinct names')
+    if data.use_model_preds_as_labels:
+        raise UsageError('dataset.config.use_model_preds_as_labels=True is not supported '
+                         '(the original never filled in the model predictions it needs)')
+    checked_class_names_mode(config.dataset.class_names_mode)
     ModelSettings.from_config(config)  # model.dtype and model.batch_size
 
 
@@ -253,9 +261,8 @@ def noop_settings(config: config_dict.ConfigDict) -> list[str]:
     accepted, as the original accepted them, but worth knowing before paying for the run."""
     data, n = config.dataset.config, config.dataset.config.num_prompt_examples
     key = 'dataset.config.'
-    block = resolved_flip_after(n, data.flip_labels_after, data.flip_labels_after_halfway)
-    flips = LabelRule(num_classes=2, flip_labels_after=block, flip_labels_multi=data.flip_labels_multi,
-                      flip_labels_multi_lim=data.flip_labels_multi_lim).flips(n)
+    settings = DataSettings.from_config(config)
+    block, flips = settings.first_flipped, settings.label_rule(num_classes=2).flips(n)
     manipulations = [f'{key}{name}' for name in ('random_labels', 'flip_labels_after_halfway', 'flip_labels_multi',
                                                  'reverse_labels', 'inputs_off_by_one') if data[name]]
     if data.flip_labels_after != -1:

@@ -1,15 +1,17 @@
-"""The dataset registry: class names, their variants, seeded draws and prompt assembly.
+"""The dataset registry, and the three steps from a dataset to a prompt (docs/behaviour.md#draws).
 
-Public names follow the original tool so notebooks written for it keep working:
-`datasets[name](rng=np.random.default_rng(seed), **dataset.config)` gives an object with
-`class_name_variants`, `all_classes`, `class_names`, `train_data`, `test_data`,
-`test_indices`, `fewshot_indices`, `get_feature`, `get_fewshot_prompt`, ...
+  load(settings)                      -> Loaded: the records and the split queries come from (read once)
+  draw(loaded, settings, r)           -> Draw: repetition r's test rows and in-context rows
+  prompt_format(settings, names)      -> PromptFormat: the names shown, the label rule, the text around them
 
-Draws happen in the spec's order (docs/behaviour.md#draws): test indices, then few-shot
-indices (with replacement), then one random training row per randomly labelled example.
+`Repetition` joins them: it builds one repetition's prompts for one class-name variant. Draws
+happen in the original's order: test indices, then few-shot indices (with replacement), then,
+as prompts are built, one random training row per randomly labelled example.
 """
+import dataclasses
+import functools
 import logging
-import os
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -21,15 +23,10 @@ from icl.prompts import (
     LabelRule,
     Prompt,
     prompt_prefix,
-    resolved_flip_after,
     rotated,
     trigger_flip_prompt,
 )
-
-CLASS_NAMES_ENV = 'CLASS_NAMES'
-CLASS_NAMES_MODES = ('ALL', 'DEFAULT_ONLY', 'DEFAULT_AND_FLIP')
-OLD_CLASS_NAMES_ENV = 'OLD_CLASS_NAMES'  # TRUE: the original's yes/no names for paraphrase, entailment, hate speech
-OLD_CLASS_NAMES_VALUES = ('TRUE', 'FALSE')
+from icl.settings import DataSettings
 
 BINARY_REPLACEMENT_LABELS = {
     'rating_1': ['bad', 'good'],
@@ -50,47 +47,6 @@ def binary_variants(default: list[str]) -> dict[str, list[str]]:
 
 YES_NO = binary_variants(['no', 'yes'])  # the original's names with OLD_CLASS_NAMES=TRUE
 
-
-def class_names_mode() -> str:
-    """The CLASS_NAMES environment variable (unset means ALL); any other value is an error."""
-    mode = os.environ.get(CLASS_NAMES_ENV) or 'ALL'
-    if mode not in CLASS_NAMES_MODES:
-        # 'DEFAULT' is the original README's value
-        why = ': the original tool treated it as ALL (every variant), DEFAULT_ONLY is probably meant' \
-            if mode == 'DEFAULT' else ''
-        raise UsageError(f"CLASS_NAMES='{mode}' is not valid{why}; use one of {', '.join(CLASS_NAMES_MODES)} "
-                         '(or leave it unset for ALL)')
-    return mode
-
-
-def select_variants(variants: dict[str, list[str]], flip_variant: str, mode: str) -> dict[str, list[str]]:
-    """The variants a run iterates over for CLASS_NAMES=`mode`, in order."""
-    keep = {'ALL': list(variants), 'DEFAULT_ONLY': ['default'], 'DEFAULT_AND_FLIP': ['default', flip_variant]}[mode]
-    return {name: list(variants[name]) for name in keep}
-
-
-def old_class_names() -> bool:
-    """OLD_CLASS_NAMES=TRUE (the original's switch); unset or FALSE: today's names; any other value is an error."""
-    value = os.environ.get(OLD_CLASS_NAMES_ENV) or 'FALSE'
-    if value not in OLD_CLASS_NAMES_VALUES:
-        raise UsageError(f"OLD_CLASS_NAMES='{value}' is not valid; use TRUE (the original's yes/no class names "
-                         'and prompts for mrpc, medical_questions_pairs, wnli, rte, hate_speech) or FALSE '
-                         '(or leave it unset)')
-    return value == 'TRUE'
-
-
-def uses_old_class_names(name: str) -> bool:
-    """Does dataset `name` show the original's yes/no names here (OLD_CLASS_NAMES=TRUE and it has them)?"""
-    return old_class_names() and dataset_class(name).old_variants is not None
-
-
-def old_class_names_note(name: str) -> str | None:
-    """The plan's note when OLD_CLASS_NAMES=TRUE changes nothing for dataset `name`."""
-    if old_class_names() and not uses_old_class_names(name):
-        return f'OLD_CLASS_NAMES=TRUE changes nothing for {name} (only for {", ".join(OLD_NAME_DATASETS)})'
-    return None
-
-
 _warned: set[str] = set()
 
 
@@ -100,195 +56,250 @@ def _warn_once(message: str) -> None:
         logging.warning(message)
 
 
-class _ReadsClassNames(type):
-    """Class-level `class_name_variants` / `all_classes`, read from CLASS_NAMES when asked."""
-
-    @property
-    def class_name_variants(cls) -> dict[str, list[str]]:
-        old = old_class_names()  # checked for every dataset: a wrong value is never ignored
-        variants = cls.old_variants if old and cls.old_variants is not None else cls.variants
-        return select_variants(variants, cls.flip_variant, class_names_mode())
-
-    @property
-    def all_classes(cls) -> list[str]:
-        return sorted({name for names in cls.class_name_variants.values() for name in names})
-
-
-class BaseDataset(metaclass=_ReadsClassNames):
-    """One draw of test and few-shot rows for one repetition and one class-name variant."""
+class Dataset:
+    """What a dataset is: its class-name variants, fields, instruction and splits (class attributes only)."""
     variants: dict[str, list[str]]  # every class-name variant, in the order a run uses them
-    flip_variant = 'flip'  # the variant CLASS_NAMES=DEFAULT_AND_FLIP adds
+    flip_variant = 'flip'  # the variant class_names_mode=DEFAULT_AND_FLIP adds
     label_name = 'label'
     feature_name: str | list[str] = 'sentence'
     text_string: str | list[str] = 'Sentence'
     default_prompt_string: str | None = None
-    old_variants: dict[str, list[str]] | None = None  # with OLD_CLASS_NAMES=TRUE (the original's yes/no names)
-    old_prompt_string: str | None = None  # the default prompt with OLD_CLASS_NAMES=TRUE
+    old_variants: dict[str, list[str]] | None = None  # with old_class_names (the original's yes/no names)
+    old_prompt_string: str | None = None  # the default prompt with old_class_names
     validation_split: str | None = None  # split used for queries when use_validation_if_possible
     test_split = 'test'
 
-    # Instances see the class-level values too.
-    class_name_variants = property(lambda self: type(self).class_name_variants)
-    all_classes = property(lambda self: type(self).all_classes)
-
-    def __init__(self, *, rng: np.random.Generator, num_test_samples: int, num_prompt_examples: int,
-                 use_validation_if_possible: bool = True, reverse_labels: bool = False,
-                 class_names: list[str] | None = None, use_model_preds_as_labels: bool = False,
-                 answer_string: str | None = None, random_labels: bool = False, flip_labels_after: int = -1,
-                 flip_labels_multi_lim: int = 10**19, flip_labels_after_halfway: bool = False,
-                 flip_labels_multi: bool = False, replace_labels_by: str = '', replace_labels_until_step: int = -1,
-                 use_default_prompt: bool = False, inputs_off_by_one: bool = False,
-                 prompt_string: str | None = None, fix_space_bug: bool = True, data_dir: str | None = None):
-        if use_model_preds_as_labels:
-            raise UsageError('dataset.config.use_model_preds_as_labels=True is not supported '
-                             '(the original never filled in the model predictions it needs)')
-        self.dataset = self.load(data_dir)
-        test_set_name = self.choose_test_split(use_validation_if_possible)
-
-        class_names = list(class_names) if class_names is not None else self.class_name_variants['default']
-        if reverse_labels:
-            class_names = rotated(class_names)
-        self.class_names = class_names
-        self.num_classes = len(class_names)
-        self.numlabel2text = dict(enumerate(class_names))
-        self.answer_string = answer_string if answer_string is not None else 'Answer'
-        self.fix_space_bug = fix_space_bug
-
-        self.rng = rng
-        self.test_data = self.dataset[test_set_name]
-        if num_test_samples > len(self.test_data):
-            raise UsageError(f'dataset.config.num_test_samples={num_test_samples} exceeds the {len(self.test_data)} '
-                             f"rows of {self.dataset_name()}'s {test_set_name} split (drawn without replacement)")
-        self.test_indices = [int(i) for i in rng.choice(len(self.test_data), num_test_samples, replace=False)]
-        self.train_data = self.dataset['train']
-        self.num_prompt_examples = num_prompt_examples
-        self.fewshot_indices = [int(i) for i in rng.choice(len(self.train_data), num_prompt_examples)]
-
-        if flip_labels_after_halfway:
-            if flip_labels_after != -1:
-                raise UsageError('set either flip_labels_after_halfway=True or flip_labels_after, not both')
-            flip_labels_after = resolved_flip_after(num_prompt_examples, flip_labels_after, True)
-        self.flip_labels_after = flip_labels_after
-        self.label_rule = LabelRule(
-            num_classes=self.num_classes, flip_labels_after=flip_labels_after,
-            flip_labels_multi=flip_labels_multi, flip_labels_multi_lim=flip_labels_multi_lim,
-            random_labels=random_labels, replace_labels_by=replace_labels_by,
-            replace_labels_until_step=replace_labels_until_step)
-        self.inputs_off_by_one = inputs_off_by_one
-
-        if prompt_string == 'TRIGGER_FLIP':
-            prompt_string = trigger_flip_prompt(class_names)
-        self.prompt_string = prompt_prefix(self.instruction() if use_default_prompt else None, prompt_string)
-        self.format = ExampleFormat(
-            text_string=self.text_string if isinstance(self.text_string, str) else tuple(self.text_string),
-            answer_string=self.answer_string, fix_space_bug=fix_space_bug)
-
-    @classmethod
-    def instruction(cls) -> str | None:
-        """The dataset's default prompt (use_default_prompt=True), the yes/no one with OLD_CLASS_NAMES=TRUE."""
-        if cls.old_variants is not None and old_class_names():
-            return cls.old_prompt_string
-        return cls.default_prompt_string
-
-    # ------------------------------------------------------------ data
     @classmethod
     def dataset_name(cls) -> str:
         return next(name for name, klass in datasets.items() if klass is cls)
 
-    def load(self, data_dir: str | None) -> loaders.Records:
-        return loaders.load_records(self.dataset_name(), loaders.data_dir(data_dir))
+    @classmethod
+    def uses_old_names(cls, old_class_names: bool) -> bool:
+        """Does old_class_names change this dataset's names (it has the original's yes/no ones)?"""
+        return old_class_names and cls.old_variants is not None
 
-    def choose_test_split(self, use_validation_if_possible: bool) -> str:
+    @classmethod
+    def all_variants(cls, old_class_names: bool) -> dict[str, list[str]]:
+        return cls.old_variants if cls.uses_old_names(old_class_names) else cls.variants
+
+    @classmethod
+    def instruction(cls, old_class_names: bool) -> str | None:
+        """The dataset's default prompt (use_default_prompt=True), the yes/no one with old_class_names."""
+        return cls.old_prompt_string if cls.uses_old_names(old_class_names) else cls.default_prompt_string
+
+    @classmethod
+    def load(cls, local_dir: Path | None) -> loaders.Records:
+        """The records, from `local_dir` (None: the hub)."""
+        return loaders.load_records(cls.dataset_name(), local_dir)
+
+    @classmethod
+    def query_split(cls, records: loaders.Records, use_validation_if_possible: bool) -> str:
         """The split queries come from; one without labels (the GLUE test files) is an error."""
-        if use_validation_if_possible and self.validation_split:
-            return self.validation_split
+        if use_validation_if_possible and cls.validation_split:
+            return cls.validation_split
         if use_validation_if_possible:
-            _warn_once(f'No validation set for {self.dataset_name()} but `use_validation_if_possible == True`; '
-                       f'using {self.test_split}.')
-        unlabelled = sum(row[self.label_name] == -1 for row in self.dataset[self.test_split])
+            _warn_once(f'No validation set for {cls.dataset_name()} but `use_validation_if_possible == True`; '
+                       f'using {cls.test_split}.')
+        unlabelled = sum(row[cls.label_name] == -1 for row in records[cls.test_split])
         if unlabelled:  # the original scored such queries against label -1 without a word
-            raise UsageError(f"{self.dataset_name()}'s {self.test_split} split has no labels ({unlabelled} of "
-                             f'{len(self.dataset[self.test_split])} rows have label -1); set '
+            raise UsageError(f"{cls.dataset_name()}'s {cls.test_split} split has no labels ({unlabelled} of "
+                             f'{len(records[cls.test_split])} rows have label -1); set '
                              f'dataset.config.use_validation_if_possible=True to query its labelled '
-                             f'{self.validation_split} split')
-        return self.test_split
+                             f'{cls.validation_split} split')
+        return cls.test_split
 
-    def label_frequencies(self) -> np.ndarray:
+    @classmethod
+    def get_feature(cls, row: dict) -> Any:
+        if isinstance(cls.feature_name, str):
+            return row[cls.feature_name]
+        return [row[name] for name in cls.feature_name]
+
+
+def variants_for(settings: DataSettings) -> dict[str, list[str]]:
+    """The class-name variants a run scores, in order: its custom class_names, else those class_names_mode
+    selects (with old_class_names: the original's yes/no names where the dataset has them)."""
+    if settings.class_names is not None:
+        return {'custom': list(settings.class_names)}
+    klass = dataset_class(settings.name)
+    variants = klass.all_variants(settings.old_class_names)
+    keep = {'ALL': list(variants), 'DEFAULT_ONLY': ['default'],
+            'DEFAULT_AND_FLIP': ['default', klass.flip_variant]}[settings.class_names_mode]
+    return {name: list(variants[name]) for name in keep}
+
+
+def all_classes(settings: DataSettings) -> list[str]:
+    """Every name the run's prompts can show, sorted: the label_logits columns of the results table."""
+    selected = variants_for(dataclasses.replace(settings, class_names=None))
+    return sorted({name for names in [*selected.values(), *variants_for(settings).values()] for name in names})
+
+
+def old_class_names_note(settings: DataSettings) -> str | None:
+    """The plan's note when old_class_names changes nothing for the run's dataset."""
+    if settings.old_class_names and not dataset_class(settings.name).uses_old_names(True):
+        return (f'OLD_CLASS_NAMES=TRUE changes nothing for {settings.name} '
+                f'(only for {", ".join(OLD_NAME_DATASETS)})')
+    return None
+
+
+# ---------------------------------------------------------------- loading
+@dataclasses.dataclass(frozen=True)
+class Loaded:
+    """A dataset's records and the split its queries come from."""
+    klass: type[Dataset]
+    records: loaders.Records
+    test_split: str
+
+    @property
+    def train_data(self) -> list[dict]:
+        return self.records['train']
+
+    @property
+    def test_data(self) -> list[dict]:
+        return self.records[self.test_split]
+
+    def label_frequencies(self, num_classes: int) -> np.ndarray:
         """Share of each label in the training split (the original's 'guessing' baseline)."""
-        counts = np.bincount([row[self.label_name] for row in self.train_data], minlength=self.num_classes)
+        counts = np.bincount([row[self.klass.label_name] for row in self.train_data], minlength=num_classes)
         return counts / counts.sum()
 
-    def get_feature(self, datapoint: dict) -> Any:
-        if isinstance(self.feature_name, str):
-            return datapoint[self.feature_name]
-        return [datapoint[name] for name in self.feature_name]
 
-    # ------------------------------------------------------------ prompts
-    def _random_label(self) -> int:
-        # rng.choice(n, 1) draws exactly what the original's rng.choice(range(n), 1) draws, far faster
-        row = int(self.rng.choice(len(self.train_data), 1)[0])
-        return self.train_data[row][self.label_name]
+def load(settings: DataSettings) -> Loaded:
+    """The run's data; missing files fail here, with one line."""
+    return _loaded(settings.name, loaders.data_dir(settings.data_dir), settings.use_validation_if_possible)
+
+
+@functools.lru_cache(maxsize=16)  # keyed by the folder the data come from now ($ICL_DATA_DIR may change)
+def _loaded(name: str, local_dir: Path | None, use_validation_if_possible: bool) -> Loaded:
+    klass = dataset_class(name)
+    records = klass.load(local_dir)
+    return Loaded(klass, records, klass.query_split(records, use_validation_if_possible))
+
+
+# ---------------------------------------------------------------- the seeded draw
+@dataclasses.dataclass
+class Draw:
+    """A repetition's rows: queries (without replacement), in-context examples (with), and the generator
+    the random labels are drawn from as its prompts are built."""
+    test_indices: list[int]
+    fewshot_indices: list[int]
+    rng: np.random.Generator
+
+
+def draw(loaded: Loaded, settings: DataSettings, repetition: int) -> Draw:
+    rng = np.random.default_rng(settings.random_seed + repetition)
+    n_test, split = settings.num_test_samples, loaded.test_split
+    if n_test > len(loaded.test_data):
+        raise UsageError(f'dataset.config.num_test_samples={n_test} exceeds the {len(loaded.test_data)} '
+                         f"rows of {settings.name}'s {split} split (drawn without replacement)")
+    test_indices = [int(i) for i in rng.choice(len(loaded.test_data), n_test, replace=False)]
+    fewshot_indices = [int(i) for i in rng.choice(len(loaded.train_data), settings.num_prompt_examples)]
+    return Draw(test_indices, fewshot_indices, rng)
+
+
+# ---------------------------------------------------------------- the prompt format
+@dataclasses.dataclass(frozen=True)
+class PromptFormat:
+    """How a variant's prompts show the drawn rows."""
+    class_names: tuple[str, ...]  # shown for labels 0, 1, ... (rotated by one with reverse_labels)
+    label_rule: LabelRule
+    example: ExampleFormat
+    instruction: str  # text before the examples ('' for none)
+    inputs_off_by_one: bool
+
+
+def prompt_format(settings: DataSettings, names: list[str] | None = None) -> PromptFormat:
+    """The format of a variant's prompts; `names` None: the dataset's default names."""
+    klass = dataset_class(settings.name)
+    names = list(names) if names is not None else klass.all_variants(settings.old_class_names)['default']
+    if settings.reverse_labels:
+        names = rotated(names)
+    prompt_string = settings.prompt_string
+    if prompt_string == 'TRIGGER_FLIP':
+        prompt_string = trigger_flip_prompt(names)
+    instruction = klass.instruction(settings.old_class_names) if settings.use_default_prompt else None
+    text_string = klass.text_string if isinstance(klass.text_string, str) else tuple(klass.text_string)
+    answer = settings.answer_string if settings.answer_string is not None else 'Answer'
+    return PromptFormat(
+        class_names=tuple(names), label_rule=settings.label_rule(len(names)),
+        example=ExampleFormat(text_string=text_string, answer_string=answer, fix_space_bug=settings.fix_space_bug),
+        instruction=prompt_prefix(instruction, prompt_string), inputs_off_by_one=settings.inputs_off_by_one)
+
+
+# ---------------------------------------------------------------- a repetition's prompts
+@dataclasses.dataclass
+class Repetition:
+    """One repetition's draw shown in one variant's format."""
+    loaded: Loaded
+    draw: Draw
+    format: PromptFormat
 
     @property
     def num_examples(self) -> int:
         """In-context examples a prompt shows: one fewer than drawn with inputs_off_by_one (the last input has
         no label to show)."""
-        return len(self.fewshot_indices) - 1 if self.inputs_off_by_one else len(self.fewshot_indices)
+        drawn = len(self.draw.fewshot_indices)
+        return drawn - 1 if self.format.inputs_off_by_one else drawn
+
+    def query(self, test_row: int) -> tuple[Any, int]:
+        """(features, true label) of a test row."""
+        row = self.loaded.test_data[test_row]
+        return self.loaded.klass.get_feature(row), row[self.loaded.klass.label_name]
+
+    def query_prompts(self) -> list[tuple[int, Prompt]]:
+        """(test row, prompt) for each query; each assembly draws its own random labels, as the original."""
+        return [(i, self.build_prompt(self.query(i)[0])) for i in self.draw.test_indices]
+
+    def _random_label(self) -> int:
+        # rng.choice(n, 1) draws exactly what the original's rng.choice(range(n), 1) draws, far faster
+        row = int(self.draw.rng.choice(len(self.loaded.train_data), 1)[0])
+        return self.loaded.train_data[row][self.loaded.klass.label_name]
 
     def build_prompt(self, query_features: Any) -> Prompt:
         """The few-shot prompt for one query, with the position of every in-context answer.
 
-        Draws the random labels (if any) from `rng`, so call it once per prompt.
+        Draws the random labels (if any) from the draw's generator, so call it once per prompt.
         """
-        prompt = Prompt(text=self.prompt_string + '\n' if self.prompt_string else '')
-        indices = self.fewshot_indices
+        fmt, train, klass = self.format, self.loaded.train_data, self.loaded.klass
+        prompt = Prompt(text=fmt.instruction + '\n' if fmt.instruction else '')
+        indices = self.draw.fewshot_indices
         for i in range(self.num_examples):
             row = indices[i]
-            shown_row = indices[i + 1] if self.inputs_off_by_one else row
-            true_label = self.train_data[row][self.label_name]
-            label, literal = self.label_rule.shown(i, true_label, self._random_label)
-            text = literal if literal is not None else self.numlabel2text[label]
-            head = self.format.head(self.get_feature(self.train_data[shown_row]))
+            shown_row = indices[i + 1] if fmt.inputs_off_by_one else row
+            true_label = train[row][klass.label_name]
+            label, literal = fmt.label_rule.shown(i, true_label, self._random_label)
+            text = literal if literal is not None else fmt.class_names[label]
+            head = fmt.example.head(klass.get_feature(train[shown_row]))
             prompt.answer_ends.append(len(prompt.text) + len(head))
             prompt.text += f'{head} {text}\n\n'
             prompt.train_indices.append(row)
             prompt.true_labels.append(true_label)
             prompt.shown_labels.append(label if literal is None else -1)
             prompt.shown_texts.append(text)
-        prompt.text += self.format.query(query_features)
+        prompt.text += fmt.example.query(query_features)
         return prompt
 
-    @property
-    def fewshot_examples(self) -> str:
-        """The in-context examples as text (draws random labels again, as the original did)."""
-        text = self.build_prompt('').text
-        return text[:len(text) - len(self.format.query(''))]
 
-    def get_fewshot_prompt(self, sentence: Any, examples: str | None = None) -> str:
-        if examples is None:
-            return self.build_prompt(sentence).text
-        return examples + self.format.query(sentence)
-
-    def add_example(self, sentence: Any, label: str | None) -> str:
-        """One example (or the query, when `label` is None) in the original's format."""
-        return self.format.query(sentence) if label is None else self.format.example(sentence, label)
+def repetition(settings: DataSettings, r: int, names: list[str] | None = None) -> Repetition:
+    """Repetition r's draw in the format of the variant with `names` (None: the default names)."""
+    loaded = load(settings)
+    return Repetition(loaded, draw(loaded, settings, r), prompt_format(settings, names))
 
 
-class SST2Dataset(BaseDataset):
+class SST2Dataset(Dataset):
     variants = binary_variants(['negative', 'positive'])
     default_prompt_string = ('Is the sentiment of the following sentence `positive` or `negative`. '
                              'Respond with `positive` or `negative.')
     validation_split = 'validation'
 
 
-class SubjDataset(BaseDataset):
+class SubjDataset(Dataset):
     variants = binary_variants(['objective', 'subjective'])
     feature_name = 'text'
     default_prompt_string = ('Is the following sentence `objective` or `subjective`. '
                              'Respond with `objective` or `subjective`.')
 
 
-class FinancialPhrasebankDataset(BaseDataset):
+class FinancialPhrasebankDataset(Dataset):
     variants = {
         'default': ['negative', 'neutral', 'positive'],
         'perm_1': ['neutral', 'positive', 'negative'],
@@ -310,7 +321,7 @@ class FinancialPhrasebankDataset(BaseDataset):
                              'Respond with `negative`, `neutral`, or `positive`.')
 
 
-class ParaphraseDataset(BaseDataset):
+class ParaphraseDataset(Dataset):
     variants = binary_variants(['not equivalent', 'equivalent'])
     feature_name = ['sentence1', 'sentence2']
     text_string = ['Sentence 1', 'Sentence 2']
@@ -346,7 +357,7 @@ class RTEDataset(EntailmentDataset):
     old_variants = binary_variants(['yes', 'no'])
 
 
-class HateSpeechDataset(BaseDataset):
+class HateSpeechDataset(Dataset):
     variants = binary_variants(['not hate speech', 'hate speech'])
     feature_name = 'text'
     default_prompt_string = 'Does the sentence contain hate speech? Respond with `hate speech` or `not hate speech`.'
@@ -354,7 +365,7 @@ class HateSpeechDataset(BaseDataset):
     old_prompt_string = 'Does the sentence contain hate speech? Respond with `yes` or `no`.'
 
 
-class AGNewsDataset(BaseDataset):
+class AGNewsDataset(Dataset):
     variants = {
         'default': ['world', 'sports', 'business', 'science and technology'],
         'perm_1': ['science and technology', 'world', 'sports', 'business'],
@@ -370,7 +381,7 @@ class AGNewsDataset(BaseDataset):
                              '`world`, `sport`, `busines`, or `science and technology`?')
 
 
-class AuthorIdDataset(BaseDataset):
+class AuthorIdDataset(Dataset):
     """Private chat data of the paper's authors; only runs where that file exists."""
     variants = {
         'default': ['tom', 'jan'],
@@ -390,20 +401,22 @@ class AuthorIdDataset(BaseDataset):
     max_sentence_length = 200
     relative_path = 'data/tomvjan/chat_cleaned.csv'
 
-    def load(self, data_dir: str | None) -> loaders.Records:
-        return loaders.load_author_id(self.relative_path, loaders.data_dir(data_dir), self.max_sentence_length)
+    @classmethod
+    def load(cls, local_dir: Path | None) -> loaders.Records:
+        return loaders.load_author_id(cls.relative_path, local_dir, cls.max_sentence_length)
 
-    def choose_test_split(self, use_validation_if_possible: bool) -> str:
+    @classmethod
+    def query_split(cls, records: loaders.Records, use_validation_if_possible: bool) -> str:
         _warn_once('No real test data for author_id.')
         return 'test'
 
 
-class TinySentimentDataset(BaseDataset):
+class TinySentimentDataset(Dataset):
     """260 movie-review sentences written for this project: runs offline, in minutes."""
     variants = binary_variants(['negative', 'positive'])
 
 
-datasets: dict[str, type[BaseDataset]] = {
+datasets: dict[str, type[Dataset]] = {
     'sst2': SST2Dataset,
     'subj': SubjDataset,
     'financial_phrasebank': FinancialPhrasebankDataset,
@@ -421,7 +434,7 @@ datasets: dict[str, type[BaseDataset]] = {
 OLD_NAME_DATASETS = [name for name, klass in datasets.items() if klass.old_variants is not None]
 
 
-def dataset_class(name: str) -> type[BaseDataset]:
+def dataset_class(name: str) -> type[Dataset]:
     """The registered class for `name`, or a UsageError listing the valid names."""
     if name not in datasets:
         raise UsageError(f"unknown dataset '{name}'; choose one of {', '.join(datasets)}")

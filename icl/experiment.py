@@ -22,14 +22,15 @@ import pandas as pd
 from ml_collections import config_dict
 from tqdm.auto import tqdm
 
-from icl import analysis, hypotheses, loaders, models, results, scoring
+from icl import analysis, datasets, hypotheses, loaders, models, results, scoring
 from icl.config import noop_settings, to_dict, validate
-from icl.datasets import BaseDataset, class_names_mode, dataset_class, old_class_names_note, uses_old_class_names
+from icl.datasets import Repetition
 from icl.errors import OutOfMemory, RunStopped, UsageError
 from icl.probs import calibrate, class_log_probs
 from icl.processes import from_main, process_gpus, processes, wait_for_parts
 from icl.prompts import Prompt, change_points, stretches
 from icl.rundir import RunDir, default_run_dir, inspect_run_dir, lock_run_dir, start_run_dir, write_record
+from icl.settings import DataSettings
 
 LIVE_CURVES = 20  # mean curves logged to wandb this often during a run, so long runs can be watched
 FULL_DISK = {errno.ENOSPC, errno.EDQUOT}  # write errors that end a run with one line (see stopped())
@@ -40,6 +41,7 @@ PACKAGES = ('torch', 'transformers', 'accelerate', 'datasets', 'wandb', 'numpy',
 class Plan:
     """Everything a run needs except the model weights."""
     config: config_dict.ConfigDict
+    data: DataSettings  # config.dataset, unpacked once
     variants: dict[str, list[str]]
     label_tokens: scoring.LabelTokens
     model_spec: models.ModelSpec
@@ -64,25 +66,13 @@ class Plan:
     def shown_class_names(self) -> dict[str, list[str]]:
         """Per variant, the names its prompts show for labels 0, 1, ...: the variant's names, rotated by one
         with reverse_labels (the original's order of the query's log-probs and prior too)."""
-        return {variant: make_dataset(self.config, 0, names).class_names for variant, names in self.variants.items()}
+        return {variant: list(datasets.prompt_format(self.data, names).class_names)
+                for variant, names in self.variants.items()}
 
 
-def make_dataset(config: config_dict.ConfigDict, repetition: int, class_names: list[str] | None) -> BaseDataset:
-    """The dataset draw of one repetition: the same examples for every variant."""
-    kwargs = {**config.dataset.config.to_dict(), 'class_names': class_names,
-              'fix_space_bug': config.dataset.fix_space_bug}
-    rng = np.random.default_rng(config.random_seed + repetition)
-    return dataset_class(config.dataset.name)(rng=rng, **kwargs)
-
-
-def plan_notes(config: config_dict.ConfigDict) -> list[str]:
+def plan_notes(config: config_dict.ConfigDict, data: DataSettings) -> list[str]:
     """Settings of a validated config that change nothing (the dry-run plan prints them)."""
-    return noop_settings(config) + list(filter(None, [old_class_names_note(config.dataset.name)]))
-
-
-def query_prompts(data: BaseDataset) -> list[tuple[int, Prompt]]:
-    """(test row, prompt) for each query; each assembly draws its own random labels, as the original."""
-    return [(i, data.build_prompt(data.get_feature(data.test_data[i]))) for i in data.test_indices]
+    return noop_settings(config) + list(filter(None, [datasets.old_class_names_note(data)]))
 
 
 load_tokenizer = functools.lru_cache(maxsize=4)(models.load_tokenizer)  # plan() of many configs in one process
@@ -93,25 +83,26 @@ FIRST_EXAMPLES = 256  # first_examples_tokens() tokenises a prompt's first examp
 LONGEST_QUERIES = 2  # longest_prompt() builds the prompts of a draw's longest queries only (ag_news: 7,600)
 
 
-def first_query_prompt(data: BaseDataset) -> Prompt:
-    return data.build_prompt(data.get_feature(data.test_data[data.test_indices[0]]))
+def first_query_prompt(data: Repetition) -> Prompt:
+    return data.build_prompt(data.query(data.draw.test_indices[0])[0])
 
 
-def scanned_repetitions(config: config_dict.ConfigDict) -> int:
+def scanned_repetitions(data: DataSettings, n_repeats: int) -> int:
     """How many repetitions longest_prompt() looks at: all, unless they are more than SCANNED_REPETITIONS or
     would build more than SCANNED_EXAMPLES examples (the plan must take seconds whatever n_repeats)."""
-    per_repetition = max(1, config.dataset.config.num_prompt_examples)
-    return min(config.n_repeats, max(LONGEST_CANDIDATES, min(SCANNED_REPETITIONS, SCANNED_EXAMPLES // per_repetition)))
+    per_repetition = max(1, data.num_prompt_examples)
+    return min(n_repeats, max(LONGEST_CANDIDATES, min(SCANNED_REPETITIONS, SCANNED_EXAMPLES // per_repetition)))
 
 
-def first_examples_tokens(data: BaseDataset, tokenizer, limit: int) -> tuple[int, int]:
+def first_examples_tokens(data: Repetition, tokenizer, limit: int) -> tuple[int, int]:
     """(tokens, examples) of the first query prompt of `data`, built from its first examples only, 4x more
     at a time, until the prompt is whole or already longer than `limit` tokens: a prompt of a million
     examples is never built. `data` is left as it was (its random-label draws included)."""
-    indices, k = data.fewshot_indices, FIRST_EXAMPLES
+    indices, k = data.draw.fewshot_indices, FIRST_EXAMPLES
     while True:
-        trial = copy.copy(data)
-        trial.fewshot_indices, trial.rng = indices[:k], copy.deepcopy(data.rng)  # the same labels as the whole
+        # a copy of the draw's generator: the same labels as the whole prompt
+        trial = dataclasses.replace(data, draw=dataclasses.replace(data.draw, fewshot_indices=indices[:k],
+                                                                   rng=copy.deepcopy(data.draw.rng)))
         prompt = first_query_prompt(trial)
         tokens = len(tokenizer(prompt.text, add_special_tokens=True)['input_ids'])
         if tokens > limit or k >= len(indices):
@@ -119,7 +110,7 @@ def first_examples_tokens(data: BaseDataset, tokenizer, limit: int) -> tuple[int
         k *= 4
 
 
-def longest_prompt(config: config_dict.ConfigDict, variants: dict[str, list[str]], tokenizer,
+def longest_prompt(config: config_dict.ConfigDict, data: DataSettings, variants: dict[str, list[str]], tokenizer,
                    context: int | None = None) -> int:
     """Tokens of the longest prompt, tokenising only likely candidates (all of a 500-repetition
     run would take seconds; scoring checks every prompt again): in the repetitions whose first
@@ -129,33 +120,34 @@ def longest_prompt(config: config_dict.ConfigDict, variants: dict[str, list[str]
     if context is not None:
         examples = config.dataset.config.num_prompt_examples
         for names in variants.values():
-            tokens, shown = first_examples_tokens(make_dataset(config, 0, names), tokenizer, context)
+            tokens, shown = first_examples_tokens(datasets.repetition(data, 0, names), tokenizer, context)
             if tokens > context:
                 first = f'the first {shown} examples of a prompt take' if shown < examples else 'a prompt has'
                 raise UsageError(f'{first} {tokens} tokens but {config.model.name} attends to {context}; '
                                  f'use fewer than {examples} examples')
-    chars = [len(first_query_prompt(make_dataset(config, r, None)).text) for r in range(scanned_repetitions(config))]
+    scanned = scanned_repetitions(data, config.n_repeats)
+    chars = [len(first_query_prompt(datasets.repetition(data, r)).text) for r in range(scanned)]
     candidates = np.argsort(chars, kind='stable')[::-1][:LONGEST_CANDIDATES]
     texts = [prompt.text for r in candidates for names in variants.values()
-             for prompt in longest_query_prompts(make_dataset(config, int(r), names))]
+             for prompt in longest_query_prompts(datasets.repetition(data, int(r), names))]
     return max(len(ids) for ids in tokenizer(texts, add_special_tokens=True)['input_ids'])
 
 
-def longest_query_prompts(data: BaseDataset) -> list[Prompt]:
+def longest_query_prompts(data: Repetition) -> list[Prompt]:
     """The prompts of the LONGEST_QUERIES queries of a draw with the longest text (all of them: hours for
     thousands of queries)."""
-    features = [data.get_feature(data.test_data[i]) for i in data.test_indices]
+    features = [data.query(i)[0] for i in data.draw.test_indices]
     longest = sorted(features, key=lambda feature: len(str(feature)), reverse=True)[:LONGEST_QUERIES]
     return [data.build_prompt(feature) for feature in longest]
 
 
-def check_class_names(config: config_dict.ConfigDict, klass: type[BaseDataset]) -> None:
+def check_class_names(data: DataSettings) -> None:
     """dataset.config.class_names: one string per class of the dataset (a third name on a binary
     dataset would be shown for flipped labels)."""
-    names, dataset = config.dataset.config.class_names, config.dataset.name
+    names, dataset = data.class_names, data.name
     if names is None:
         return
-    classes = klass.variants['default']
+    classes = datasets.dataset_class(dataset).variants['default']
     if not all(isinstance(name, str) for name in names):
         raise UsageError(f'dataset.config.class_names={list(names)} must be names (text), e.g. '
                          f"[{','.join(classes)}] for {dataset}")
@@ -168,32 +160,29 @@ def plan(config: config_dict.ConfigDict) -> Plan:
     """Validate a config without loading model weights; UsageError on any problem. Takes seconds whatever
     n_repeats and num_prompt_examples (see longest_prompt)."""
     validate(config)
-    class_names_mode()
-    klass = dataset_class(config.dataset.name)
-    check_class_names(config, klass)
-    if config.dataset.config.class_names is not None:
-        variants = {'custom': list(config.dataset.config.class_names)}
-    else:
-        variants = klass.class_name_variants
+    data = DataSettings.from_config(config)
+    datasets.dataset_class(data.name)
+    check_class_names(data)
+    variants = datasets.variants_for(data)
     spec = models.resolve(config.model.name)
     models.check_cache(spec)  # before the data: an unwritable cache fails in seconds
-    first = make_dataset(config, 0, None)  # loads the data: missing files fail here
-    classes = sorted({*klass.all_classes, *(n for names in variants.values() for n in names)})
+    first = datasets.repetition(data, 0)  # loads the data: missing files fail here
     models.dtype_policy(config.model.name, config.model.dtype)
     tokenizer = load_tokenizer(spec)
-    label_tokens = scoring.label_tokens(tokenizer, first, classes)
+    label_tokens = scoring.label_tokens(tokenizer, first.format.example, datasets.all_classes(data))
     for variant, names in variants.items():
         label_tokens.check_variant(variant, names)
     model_config = models.load_model_config(spec)
     context = models.context_length(model_config)
-    longest = longest_prompt(config, variants, tokenizer, context)
+    longest = longest_prompt(config, data, variants, tokenizer, context)
     if longest > context:
         raise UsageError(f'the longest prompt has {longest} tokens but {config.model.name} attends to {context}; '
                          f'use fewer than {config.dataset.config.num_prompt_examples} examples')
     examples = first.num_examples
-    return Plan(config=config, variants=variants, label_tokens=label_tokens, model_spec=spec, tokenizer=tokenizer,
-                model_config=model_config, context=context, longest_prompt=longest, examples_per_prompt=examples,
-                flips=first.label_rule.flips(examples), scanned_repetitions=scanned_repetitions(config))
+    return Plan(config=config, data=data, variants=variants, label_tokens=label_tokens, model_spec=spec,
+                tokenizer=tokenizer, model_config=model_config, context=context, longest_prompt=longest,
+                examples_per_prompt=examples, flips=first.format.label_rule.flips(examples),
+                scanned_repetitions=scanned_repetitions(data, config.n_repeats))
 
 
 def spans(positions) -> str:
@@ -253,13 +242,13 @@ def describe_plan(p: Plan) -> str:
         f' (of repetitions 0-{p.scanned_repetitions - 1}; scoring checks every prompt)'
     return '\n'.join([
         f'dataset        {c.dataset.name} ({c.dataset.config.num_prompt_examples} examples per prompt)',
-        f'CLASS_NAMES    {class_names_mode()}: {", ".join(p.variants)}',
+        f'CLASS_NAMES    {p.data.class_names_mode}: {", ".join(p.variants)}',
         f'model          {c.model.name} ({source}, dtype {c.model.dtype}: {dtype})',
         f'prompts        {c.n_repeats} repetitions x {len(p.variants)} variants = {p.num_prompts}',
         f'longest prompt {p.longest_prompt} tokens of {p.context}{scanned}',
         f'label tokens   {", ".join(f"{n}={t!r}" for n, t in zip(p.label_tokens.classes, p.label_tokens.tokens))}',
         *hypothesis_lines(p),
-        *(f'note           {note}' for note in plan_notes(c)),
+        *(f'note           {note}' for note in plan_notes(c, p.data)),
     ])
 
 
@@ -267,7 +256,7 @@ def example_prompts(p: Plan) -> str:
     """The first query prompt of each variant (repetition 0), exactly the text that is scored."""
     blocks = []
     for variant, names in p.variants.items():
-        prompt = first_query_prompt(make_dataset(p.config, 0, names))  # query_prompts()' first, as scored
+        prompt = first_query_prompt(datasets.repetition(p.data, 0, names))  # query_prompts()' first, as scored
         blocks.append(f'=== variant {variant} ({" / ".join(names)}): repetition 0, first query; '
                       f'the model predicts the token after the last line ===\n{prompt.text}\n')
     return '\n'.join(blocks)
@@ -285,23 +274,23 @@ def versions() -> dict:
 
 def run_record(p: Plan) -> dict:
     """config.json: what produced the run, from which data (resume compares both)."""
-    data = make_dataset(p.config, 0, None).dataset  # loaded once per process (cached)
-    return {'config': to_dict(p.config), 'class_names_env': class_names_mode(),
-            'data': loaders.records_fingerprint(p.config.dataset.name, data, p.config.dataset.config.data_dir),
-            'old_class_names': uses_old_class_names(p.config.dataset.name),
+    records = datasets.load(p.data).records  # loaded once per process (cached)
+    return {'config': to_dict(p.config),
+            'data': loaders.records_fingerprint(p.data.name, records, p.data.data_dir),
             'dtype': models.dtype_policy(p.config.model.name, p.config.model.dtype)[0],
             'model': models.describe(p.model_spec, p.model_config), 'versions': versions(),
             'command': sys.argv, 'created': datetime.datetime.now().isoformat(timespec='seconds')}
 
 
-def setup_record(p: Plan, data: BaseDataset, priors: dict[str, np.ndarray]) -> dict:
+def setup_record(p: Plan, priors: dict[str, np.ndarray]) -> dict:
     """setup.json: classes, label tokens, variants, the names each variant shows and its prior (in that order)."""
-    lt = p.label_tokens
+    lt, loaded = p.label_tokens, datasets.load(p.data)
+    num_classes = len(next(iter(p.variants.values())))
     return {'all_classes': lt.classes, 'label_token_ids': lt.ids, 'label_tokens': lt.tokens,
             'multi_token_classes': lt.multi_token, 'variants': p.variants, 'shown_class_names': p.shown_class_names,
             'priors': {v: prior.tolist() for v, prior in priors.items()},
-            'dataset': {'name': p.config.dataset.name, 'train_rows': len(data.train_data),
-                        'test_rows': len(data.test_data), 'label_frequencies': data.label_frequencies().tolist()},
+            'dataset': {'name': p.data.name, 'train_rows': len(loaded.train_data), 'test_rows': len(loaded.test_data),
+                        'label_frequencies': loaded.label_frequencies(num_classes).tolist()},
             'context_length': p.context, 'longest_prompt_tokens': p.longest_prompt}
 
 
@@ -310,13 +299,13 @@ def repetition_rows(p: Plan, scorer: scoring.Scorer, repetition: int, priors: di
     """Build, score and tabulate every prompt of one repetition: each query's in-context rows, then its row.
 
     The query's log-probs (and `priors`) are over the names in the order the prompt shows them
-    (data.class_names: rotated with reverse_labels), as the original's.
+    (the format's class_names: rotated with reverse_labels), as the original's.
     """
     jobs = []  # (variant, query number, test row, true label, shown names, prompt)
     for variant, names in p.variants.items():
-        data = make_dataset(p.config, repetition, names)
-        for q, (test_idx, prompt) in enumerate(query_prompts(data)):
-            jobs.append((variant, q, test_idx, data.test_data[test_idx][data.label_name], data.class_names, prompt))
+        data = datasets.repetition(p.data, repetition, names)
+        for q, (test_idx, prompt) in enumerate(data.query_prompts()):
+            jobs.append((variant, q, test_idx, data.query(test_idx)[1], data.format.class_names, prompt))
     scored = scorer.score([job[-1] for job in jobs], progress)
     rows = []
     for (variant, q, test_idx, true_label, shown, prompt), (positions, logits) in zip(jobs, scored):
@@ -461,11 +450,11 @@ def score_repetitions(p: Plan, run_dir: Path, repetitions: list[int], tracker, g
     scorer = scoring.Scorer(model, p.tokenizer, p.label_tokens, p.context,
                             scoring.resolve_batch_size(config.model.batch_size))
 
-    first = make_dataset(config, 0, None)
-    prior_all = scoring.prior_logits(model, p.tokenizer, first, p.label_tokens.ids)
+    example_format = datasets.prompt_format(p.data).example
+    prior_all = scoring.prior_logits(model, p.tokenizer, example_format, p.label_tokens.ids)
     priors = {v: scoring.prior_log_probs(prior_all, p.label_tokens.index(names))
               for v, names in p.shown_class_names.items()}
-    setup = setup_record(p, first, priors)
+    setup = setup_record(p, priors)
     if tracker is not None:
         results.write_json(run_dir / 'setup.json', setup)
 

@@ -70,11 +70,6 @@ class LabelRule:
         return label, None
 
 
-def resolved_flip_after(num_prompt_examples: int, flip_labels_after: int, flip_labels_after_halfway: bool) -> int:
-    """The first flipped example: flip_labels_after_halfway means num_prompt_examples // 2."""
-    return num_prompt_examples // 2 if flip_labels_after_halfway else flip_labels_after
-
-
 def change_points(flipped: Sequence[bool]) -> list[int]:
     """First example of each stretch of flipped or unflipped labels, after the first."""
     return [i for i in range(1, len(flipped)) if flipped[i] != flipped[i - 1]]

@@ -1,7 +1,7 @@
 """A run's directory: config.json, setup.json and the long-format results table.
 
 Layout:
-  RUN_DIR/config.json          resolved config, CLASS_NAMES, versions, model id
+  RUN_DIR/config.json          resolved config, data fingerprint, versions, model id
   RUN_DIR/setup.json           classes, label tokens, variants, priors, timing
   RUN_DIR/results/part-*.parquet  one file per repetition, never rewritten
 
@@ -28,6 +28,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from icl.prompts import Prompt
+from icl.settings import UNREAD_KEYS
 
 TABLE_DIR = 'results'
 SCHEMA = pa.schema([
@@ -97,6 +98,30 @@ def read_json(path: Path) -> dict:
 def as_stored(data: dict) -> dict:
     """`data` as write_json stores it and read_json reads it back (tuples become lists, paths strings)."""
     return json.loads(json.dumps(data, default=_jsonable))
+
+
+def upgraded_record(record: dict) -> dict:
+    """A config.json of an older version of this tool in today's shape: its CLASS_NAMES and OLD_CLASS_NAMES,
+    once kept beside the config, become dataset.class_names_mode and dataset.old_class_names; keys that nothing
+    read are dropped; flip_labels_after_halfway, added later, is False."""
+    record = as_stored(record)
+    config = record['config']
+    dataset = config.setdefault('dataset', {})
+    mode, old = record.pop('class_names_env', None), record.pop('old_class_names', None)
+    dataset.setdefault('class_names_mode', mode or 'ALL')
+    dataset.setdefault('old_class_names', bool(old))
+    if isinstance(dataset.get('config'), dict):
+        dataset['config'].setdefault('flip_labels_after_halfway', False)
+    for key in UNREAD_KEYS:
+        *parents, leaf = key.split('.')
+        nodes = [config]
+        for name in parents:
+            nodes.append(nodes[-1].get(name, {}))
+        nodes[-1].pop(leaf, None)
+        for node, name in zip(nodes[-2::-1], parents[::-1]):  # the groups they leave empty
+            if node.get(name) == {}:
+                del node[name]
+    return record
 
 
 def file_name(text: str) -> str:

@@ -72,7 +72,7 @@ def read_record(config_path: Path) -> dict:
     if not isinstance(record, dict) or not isinstance(record.get('config'), dict):
         raise UsageError(f"'{config_path}' is not a config.json of this tool (no 'config' object); "
                          'use a new --workdir')
-    return record
+    return results.upgraded_record(record)
 
 
 def check_writable(path: Path) -> None:
@@ -117,10 +117,9 @@ def unwritable(path: Path, error: OSError) -> UsageError:
 
 
 def compared_settings(record: dict) -> dict:
-    """What must be equal for a run to be resumed: every config key, (OLD_)CLASS_NAMES and the resolved dtype."""
-    record = results.as_stored(record)  # compare as stored (tuples become lists)
-    return {**flatten(record['config']), 'CLASS_NAMES': record.get('class_names_env') or 'ALL',
-            'OLD_CLASS_NAMES': bool(record.get('old_class_names')), 'dtype (resolved model.dtype)': record.get('dtype')}
+    """What must be equal for a run to be resumed: every config key and the resolved dtype."""
+    record = results.upgraded_record(record)  # compare as stored, in today's shape
+    return {**flatten(record['config']), 'dtype (resolved model.dtype)': record.get('dtype')}
 
 
 def config_differences(old: dict, new: dict) -> dict[str, tuple]:

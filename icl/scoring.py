@@ -16,7 +16,7 @@ import torch
 
 from icl.errors import OutOfMemory, UsageError
 from icl.probs import log_softmax
-from icl.prompts import Prompt
+from icl.prompts import ExampleFormat, Prompt
 from icl.settings import checked_batch_size
 
 PROBE_TEXT = 'A neutral sentence.'
@@ -79,15 +79,15 @@ def answer_positions(spans: np.ndarray, answer_ends: Sequence[int]) -> np.ndarra
     return np.array(positions, dtype=np.int64)
 
 
-def probe_features(data) -> str | list[str]:
-    return PROBE_TEXT if isinstance(data.format.text_string, str) else [PROBE_TEXT] * len(data.format.text_string)
+def probe_features(example: ExampleFormat) -> str | list[str]:
+    return PROBE_TEXT if isinstance(example.text_string, str) else [PROBE_TEXT] * len(example.text_string)
 
 
-def label_tokens(tokenizer, data, classes: Sequence[str]) -> LabelTokens:
+def label_tokens(tokenizer, example: ExampleFormat, classes: Sequence[str]) -> LabelTokens:
     """First in-context token of each class name, read from a real example in the dataset's format."""
     ids, tokens, multi = [], [], []
     for name in classes:
-        head = data.format.head(probe_features(data))
+        head = example.head(probe_features(example))
         token_ids, spans = encode(tokenizer, f'{head} {name}\n\n')
         position = answer_positions(spans, [len(head)])[0]
         label_end = len(head) + 1 + len(name)
@@ -169,16 +169,17 @@ def class_rows_only(head: torch.nn.Module, gather: torch.Tensor, class_ids: list
             handle.remove()
 
 
-def prior_texts(data) -> list[str]:
+def prior_texts(example: ExampleFormat) -> list[str]:
     """Three content-free inputs (the original's; a two-feature dataset's field names are
     rendered as a Python list, and the trailing spaces are kept: a **quirk**)."""
-    text_string, answer = data.text_string, data.answer_string
+    text_string, answer = example.text_string, example.answer_string
+    text_string = text_string if isinstance(text_string, str) else list(text_string)  # shown as the original's list
     return [f'{answer}: ', f"{text_string}: 'A neutral sentence.'\n{answer}: ", f"{text_string}: .'\n{answer}: "]
 
 
-def prior_logits(model, tokenizer, data, class_ids: Sequence[int]) -> np.ndarray:
+def prior_logits(model, tokenizer, example: ExampleFormat, class_ids: Sequence[int]) -> np.ndarray:
     """All classes' logits at the last token of each content-free input: [3, num_classes]."""
-    encoded = [encode(tokenizer, text)[0] for text in prior_texts(data)]
+    encoded = [encode(tokenizer, text)[0] for text in prior_texts(example)]
     rows = class_logits(model, encoded, [[len(ids) - 1] for ids in encoded], class_ids)
     return np.concatenate(rows, 0)
 

@@ -39,9 +39,8 @@ def mode() -> str:
 
 def wandb_config(record: dict) -> dict:
     """A run's wandb config from its config.json record: the config keys flattened with '_' (the original's
-    names), CLASS_NAMES, OLD_CLASS_NAMES and the dtype the model computes in."""
-    return {**flatten(record['config'], separator='_'), 'CLASS_NAMES': record['class_names_env'],
-            'OLD_CLASS_NAMES': record.get('old_class_names', False), 'dtype': record['dtype']}
+    names; CLASS_NAMES is dataset_class_names_mode) and the dtype the model computes in."""
+    return {**flatten(record['config'], separator='_'), 'dtype': record['dtype']}
 
 
 class Tracker:

@@ -86,7 +86,7 @@ def test_overrides_are_typed_by_value_and_field():
     config = configured('--debug=TRUE', '--random_seed=5', '--n_repeats=2', '--note=default',
                         '--dataset.name=subj', '--dataset.fix_space_bug=false',
                         '--dataset.config.num_prompt_examples=140', '--dataset.config.flip_labels_after=60',
-                        '--dataset.config.class_names=[bad,good]', '--experiment.context_lengths=1,2,3',
+                        '--dataset.config.class_names=[bad,good]', '--dataset.class_names_mode=DEFAULT_ONLY',
                         '--model.batch_size=auto')
     assert config.debug is True
     assert config.random_seed == 5 and config.n_repeats == 2
@@ -96,7 +96,7 @@ def test_overrides_are_typed_by_value_and_field():
     assert config.dataset.config.num_prompt_examples == 140
     assert config.dataset.config.flip_labels_after == 60
     assert config.dataset.config.class_names == ['bad', 'good']
-    assert config.experiment.context_lengths == [1, 2, 3]
+    assert config.dataset.class_names_mode == 'DEFAULT_ONLY'
     assert config.model.batch_size == 'auto'
     assert configured('--model.batch_size=8').model.batch_size == 8
 
@@ -118,7 +118,7 @@ def test_string_fields_take_number_like_text_as_text(flag, key, expected):
 
 
 def test_list_field_takes_a_single_value_as_a_one_item_list():
-    assert configured('--experiment.context_lengths=4').experiment.context_lengths == [4]
+    assert configured('--dataset.config.class_names=bad').dataset.config.class_names == ['bad']
 
 
 def test_none_placeholder_can_be_set_back_to_none():
@@ -228,8 +228,8 @@ def test_defaults_match_the_spec():
     flat = icl_config.flatten(base_config().to_dict())
     spec_defaults = {
         'debug': False, 'random_seed': 200, 'experiment_name': 'change-labels', 'note': 'None', 'n_repeats': 15,
-        'experiment.context_lengths': [1, 2, 3, 5, 7, 10, 15, 20], 'model.config.stop_sequences': ['\n'],
-        'model.calibrate': True, 'dataset.fix_space_bug': True, 'dataset.config_to_model.max_new_tokens': 1,
+        'model.calibrate': True, 'dataset.fix_space_bug': True,
+        'dataset.class_names_mode': 'ALL', 'dataset.old_class_names': False,  # $CLASS_NAMES, $OLD_CLASS_NAMES unset
         'dataset.config.num_test_samples': 1, 'dataset.config.num_prompt_examples': 20,
         'dataset.config.use_validation_if_possible': True, 'dataset.config.reverse_labels': False,
         'dataset.config.use_model_preds_as_labels': False, 'dataset.config.class_names': None,

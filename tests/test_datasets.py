@@ -1,13 +1,17 @@
 """The dataset registry: seeded draws, class-name variants, CLASS_NAMES, default prompts
 (docs/behaviour.md#datasets, #class-name-variants, #draws)."""
+import dataclasses
 import logging
 
 import numpy as np
 import pytest
 
 from icl import datasets as icl_datasets
-from icl.datasets import dataset_class, datasets
+from icl.config import apply_overrides, base_config, validate
+from icl.datasets import all_classes, dataset_class, datasets, old_class_names_note, variants_for
 from icl.errors import UsageError
+from icl.settings import DataSettings
+from tests.data_settings import data_settings, repetition
 
 BINARY_REPLACEMENTS = {
     'rating_1': ['bad', 'good'], 'rating_2': ['good', 'bad'], 'options_1': ['A', 'B'], 'options_2': ['B', 'A'],
@@ -60,19 +64,22 @@ SPEC_VARIANTS = {
 FLIP_VARIANT = {'financial_phrasebank': 'perm_2', 'ag_news': 'perm_1', 'author_id': 'flipped'}  # else 'flip'
 
 
-def tiny(seed: int = 200, **config):
-    """The bundled tiny_sentiment dataset (174 train / 86 test rows) with seeded draws."""
-    settings = {'num_test_samples': 3, 'num_prompt_examples': 5, **config}
-    return datasets['tiny_sentiment'](rng=np.random.default_rng(seed), **settings)
+def tiny(seed: int = 200, names: list[str] | None = None, **config) -> icl_datasets.Repetition:
+    """The bundled tiny_sentiment dataset (174 train / 86 test rows) with seeded draws (repetition 0)."""
+    return repetition(names, random_seed=seed, **{'num_test_samples': 3, 'num_prompt_examples': 5, **config})
+
+
+def variants(name: str, mode: str = 'ALL', old: bool = False) -> dict[str, list[str]]:
+    return variants_for(data_settings(name=name, class_names_mode=mode, old_class_names=old))
 
 
 # ------------------------------------------------------------------ seeded draws (docs/behaviour.md#draws)
 
 def test_draw_order_test_then_fewshot_then_random_labels():
     data = tiny(random_labels=True)
-    assert (len(data.test_data), len(data.train_data)) == (86, 174)
-    assert data.test_indices == [20, 3, 54]
-    assert data.fewshot_indices == [5, 94, 30, 155, 99]
+    assert (len(data.loaded.test_data), len(data.loaded.train_data)) == (86, 174)
+    assert data.draw.test_indices == [20, 3, 54]
+    assert data.draw.fewshot_indices == [5, 94, 30, 155, 99]
     prompt = data.build_prompt('a query')
     assert prompt.true_labels == [1, 0, 1, 0, 1]
     assert prompt.shown_labels == [0, 1, 1, 0, 0]  # labels of the random rows [75, 95, 82, 91, 83]
@@ -82,16 +89,16 @@ def test_draw_order_test_then_fewshot_then_random_labels():
     assert rng.choice(range(174), 5).tolist() == [5, 94, 30, 155, 99]
     random_rows = [int(rng.choice(range(174), 1)[0]) for _ in range(5)]
     assert random_rows == [75, 95, 82, 91, 83]
-    assert prompt.shown_labels == [data.train_data[row]['label'] for row in random_rows]
+    assert prompt.shown_labels == [data.loaded.train_data[row]['label'] for row in random_rows]
 
 
 def test_fewshot_draw_is_with_replacement():
     data = tiny(seed=0, num_test_samples=1, num_prompt_examples=400)  # more examples than training rows
-    assert len(data.fewshot_indices) == 400
-    assert len(set(data.fewshot_indices)) < 174
+    assert len(data.draw.fewshot_indices) == 400
+    assert len(set(data.draw.fewshot_indices)) < 174
     rng = np.random.default_rng(0)
     rng.choice(range(86), 1, replace=False)
-    assert data.fewshot_indices == rng.choice(range(174), 400).tolist()
+    assert data.draw.fewshot_indices == rng.choice(range(174), 400).tolist()
 
 
 @pytest.mark.parametrize('n, size', [(86, 3), (872, 1), (67349, 140), (2, 2), (1, 1)])
@@ -106,9 +113,9 @@ def test_choice_of_n_draws_the_same_stream_as_choice_of_range_n(n, size, replace
 
 
 def test_every_variant_of_a_repetition_sees_the_same_examples():
-    default, flipped = tiny(seed=3), tiny(seed=3, class_names=['positive', 'negative'])
-    assert default.test_indices == flipped.test_indices
-    assert default.fewshot_indices == flipped.fewshot_indices
+    default, flipped = tiny(seed=3), tiny(seed=3, names=['positive', 'negative'])
+    assert default.draw.test_indices == flipped.draw.test_indices
+    assert default.draw.fewshot_indices == flipped.draw.fewshot_indices
     default_prompt, flipped_prompt = default.build_prompt('q'), flipped.build_prompt('q')
     assert default_prompt.train_indices == flipped_prompt.train_indices
     swap = {'negative': 'positive', 'positive': 'negative'}
@@ -122,15 +129,14 @@ def test_more_test_samples_than_test_rows_is_a_usage_error():
 
 def test_use_model_preds_as_labels_is_refused():
     with pytest.raises(UsageError, match='use_model_preds_as_labels=True is not supported'):
-        tiny(use_model_preds_as_labels=True)
+        validate(apply_overrides(base_config(), [('dataset.config.use_model_preds_as_labels', 'True')]))
 
 
 # ------------------------------------------------------------------ class-name variants and CLASS_NAMES
 
 @pytest.mark.parametrize('name', sorted(SPEC_VARIANTS))
-def test_full_variant_list_matches_the_spec(name, monkeypatch):
-    monkeypatch.setenv('CLASS_NAMES', 'ALL')
-    assert list(datasets[name].class_name_variants.items()) == list(SPEC_VARIANTS[name].items())
+def test_full_variant_list_matches_the_spec(name):
+    assert list(variants(name, 'ALL').items()) == list(SPEC_VARIANTS[name].items())
 
 
 def test_every_registered_dataset_is_checked():
@@ -139,37 +145,48 @@ def test_every_registered_dataset_is_checked():
 
 @pytest.mark.parametrize('name', sorted(SPEC_VARIANTS))
 def test_unset_class_names_means_all(name):
-    assert list(datasets[name].class_name_variants) == list(SPEC_VARIANTS[name])  # conftest unsets CLASS_NAMES
+    config = base_config()  # conftest unsets CLASS_NAMES
+    assert config.dataset.class_names_mode == 'ALL'
+    assert list(variants_for(DataSettings.from_config(config))) == list(SPEC_VARIANTS['tiny_sentiment'])
+    assert list(variants(name)) == list(SPEC_VARIANTS[name])
 
 
 @pytest.mark.parametrize('name', sorted(SPEC_VARIANTS))
-def test_default_only(name, monkeypatch):
-    monkeypatch.setenv('CLASS_NAMES', 'DEFAULT_ONLY')
+def test_default_only(name):
     default = SPEC_VARIANTS[name]['default']
-    assert datasets[name].class_name_variants == {'default': default}
-    assert datasets[name].all_classes == sorted(default)
+    assert variants(name, 'DEFAULT_ONLY') == {'default': default}
+    assert all_classes(data_settings(name=name, class_names_mode='DEFAULT_ONLY')) == sorted(default)
 
 
 @pytest.mark.parametrize('name', sorted(SPEC_VARIANTS))
-def test_default_and_flip(name, monkeypatch):
-    monkeypatch.setenv('CLASS_NAMES', 'DEFAULT_AND_FLIP')
+def test_default_and_flip(name):
     flip = FLIP_VARIANT.get(name, 'flip')
-    assert datasets[name].class_name_variants == {'default': SPEC_VARIANTS[name]['default'],
+    assert variants(name, 'DEFAULT_AND_FLIP') == {'default': SPEC_VARIANTS[name]['default'],
                                                   flip: SPEC_VARIANTS[name][flip]}
 
 
-def test_flip_variants_literally(monkeypatch):
-    monkeypatch.setenv('CLASS_NAMES', 'DEFAULT_AND_FLIP')
-    assert datasets['sst2'].class_name_variants == {'default': ['negative', 'positive'],
+def test_flip_variants_literally():
+    assert variants('sst2', 'DEFAULT_AND_FLIP') == {'default': ['negative', 'positive'],
                                                     'flip': ['positive', 'negative']}
-    assert datasets['financial_phrasebank'].class_name_variants == {
+    assert variants('financial_phrasebank', 'DEFAULT_AND_FLIP') == {
         'default': ['negative', 'neutral', 'positive'], 'perm_2': ['positive', 'negative', 'neutral']}
-    assert datasets['ag_news'].class_name_variants == {
+    assert variants('ag_news', 'DEFAULT_AND_FLIP') == {
         'default': ['world', 'sports', 'business', 'science and technology'],
         'perm_1': ['science and technology', 'world', 'sports', 'business']}
-    assert datasets['author_id'].class_name_variants == {'default': ['tom', 'jan'], 'flipped': ['jan', 'tom']}
-    assert datasets['rte'].class_name_variants == {'default': ['entailment', 'not entailment'],
-                                                   'flip': ['not entailment', 'entailment']}
+    assert variants('author_id', 'DEFAULT_AND_FLIP') == {'default': ['tom', 'jan'], 'flipped': ['jan', 'tom']}
+    assert variants('rte', 'DEFAULT_AND_FLIP') == {'default': ['entailment', 'not entailment'],
+                                                  'flip': ['not entailment', 'entailment']}
+
+
+@pytest.mark.parametrize('mode', ['ALL', 'DEFAULT_ONLY', 'DEFAULT_AND_FLIP'])
+def test_class_names_is_the_default_of_a_config_key_read_when_the_config_is_built(mode, monkeypatch):
+    monkeypatch.setenv('CLASS_NAMES', mode)
+    config = base_config()
+    assert config.dataset.class_names_mode == mode
+    monkeypatch.setenv('CLASS_NAMES', 'DEFAULT_ONLY' if mode != 'DEFAULT_ONLY' else 'ALL')  # too late: not read
+    assert list(variants_for(DataSettings.from_config(config))) == list(variants('tiny_sentiment', mode))
+    flag = apply_overrides(base_config(), [('dataset.class_names_mode', mode)])  # the flag wins over the variable
+    assert flag.dataset.class_names_mode == mode
 
 
 @pytest.mark.parametrize('value', ['all', 'DEFAULT', 'FLIP', 'default_only'])
@@ -178,9 +195,14 @@ def test_other_class_names_values_are_an_error_naming_the_valid_ones(value, monk
     original = (': the original tool treated it as ALL (every variant), DEFAULT_ONLY is probably meant'
                 if value == 'DEFAULT' else '')
     with pytest.raises(UsageError) as error:
-        _ = datasets['sst2'].class_name_variants
+        base_config()
     assert str(error.value) == f"CLASS_NAMES='{value}' is not valid{original}; use one of ALL, DEFAULT_ONLY, " \
                                'DEFAULT_AND_FLIP (or leave it unset for ALL)'
+    monkeypatch.delenv('CLASS_NAMES')
+    with pytest.raises(UsageError) as error:
+        validate(apply_overrides(base_config(), [('dataset.class_names_mode', value)]))
+    assert str(error.value) == f"dataset.class_names_mode='{value}' is not valid; use one of ALL, DEFAULT_ONLY, " \
+                               'DEFAULT_AND_FLIP'
 
 
 # OLD_CLASS_NAMES=TRUE: the original's yes/no names for these datasets (its `YesNoDataset` classes), in its order.
@@ -203,16 +225,18 @@ OLD_PROMPTS = {
 @pytest.mark.parametrize('name', sorted(SPEC_VARIANTS))
 @pytest.mark.parametrize('mode', ['ALL', 'DEFAULT_ONLY', 'DEFAULT_AND_FLIP'])
 def test_old_class_names(name, mode, monkeypatch):
-    monkeypatch.setenv('CLASS_NAMES', mode)
     monkeypatch.setenv('OLD_CLASS_NAMES', 'TRUE')
-    variants = OLD_VARIANTS.get(name, SPEC_VARIANTS[name])
-    keep = {'ALL': list(variants), 'DEFAULT_ONLY': ['default'],
+    settings = DataSettings.from_config(apply_overrides(base_config(), [('dataset.name', name),
+                                                                        ('dataset.class_names_mode', mode)]))
+    assert settings.old_class_names is True
+    names = OLD_VARIANTS.get(name, SPEC_VARIANTS[name])
+    keep = {'ALL': list(names), 'DEFAULT_ONLY': ['default'],
             'DEFAULT_AND_FLIP': ['default', FLIP_VARIANT.get(name, 'flip')]}[mode]
-    assert list(datasets[name].class_name_variants.items()) == [(v, variants[v]) for v in keep]
-    assert datasets[name].all_classes == sorted({n for v in keep for n in variants[v]})
-    assert datasets[name].instruction() == OLD_PROMPTS.get(name, datasets[name].default_prompt_string)
-    assert icl_datasets.uses_old_class_names(name) == (name in OLD_VARIANTS)
-    assert icl_datasets.old_class_names_note(name) == (
+    assert list(variants_for(settings).items()) == [(v, names[v]) for v in keep]
+    assert all_classes(settings) == sorted({n for v in keep for n in names[v]})
+    assert datasets[name].instruction(True) == OLD_PROMPTS.get(name, datasets[name].default_prompt_string)
+    assert datasets[name].uses_old_names(True) == (name in OLD_VARIANTS)
+    assert old_class_names_note(settings) == (
         None if name in OLD_VARIANTS else f'OLD_CLASS_NAMES=TRUE changes nothing for {name} (only for '
                                           'medical_questions_pairs, mrpc, wnli, rte, hate_speech)')
 
@@ -221,9 +245,11 @@ def test_old_class_names(name, mode, monkeypatch):
 def test_old_class_names_unset_or_false_keeps_todays_names(value, monkeypatch):
     if value is not None:
         monkeypatch.setenv('OLD_CLASS_NAMES', value)
-    assert datasets['mrpc'].class_name_variants == SPEC_VARIANTS['mrpc']
-    assert datasets['rte'].instruction() == datasets['rte'].default_prompt_string
-    assert not icl_datasets.uses_old_class_names('mrpc') and icl_datasets.old_class_names_note('sst2') is None
+    settings = DataSettings.from_config(apply_overrides(base_config(), [('dataset.name', 'mrpc')]))
+    assert settings.old_class_names is False
+    assert variants_for(settings) == SPEC_VARIANTS['mrpc']
+    assert datasets['rte'].instruction(False) == datasets['rte'].default_prompt_string
+    assert old_class_names_note(settings) is None
 
 
 @pytest.mark.parametrize('value', ['true', '1', 'yes', 'True'])
@@ -231,7 +257,7 @@ def test_old_class_names_unset_or_false_keeps_todays_names(value, monkeypatch):
 def test_other_old_class_names_values_are_an_error(value, name, monkeypatch):
     monkeypatch.setenv('OLD_CLASS_NAMES', value)
     with pytest.raises(UsageError) as error:
-        _ = datasets[name].class_name_variants
+        apply_overrides(base_config(), [('dataset.name', name)])
     assert str(error.value) == (f"OLD_CLASS_NAMES='{value}' is not valid; use TRUE (the original's yes/no class names "
                                 'and prompts for mrpc, medical_questions_pairs, wnli, rte, hate_speech) or FALSE '
                                 '(or leave it unset)')
@@ -240,42 +266,32 @@ def test_other_old_class_names_values_are_an_error(value, name, monkeypatch):
 def test_old_class_names_in_the_prompt(real_data_dir, monkeypatch):
     """The yes/no names label the examples and the yes/no instruction heads the prompt."""
     monkeypatch.setenv('OLD_CLASS_NAMES', 'TRUE')
-    data = datasets['rte'](rng=np.random.default_rng(0), num_test_samples=1, num_prompt_examples=2,
-                           use_default_prompt=True)
-    assert data.class_names == ['yes', 'no']
+    settings = DataSettings.from_config(apply_overrides(base_config(), [('dataset.name', 'rte')]))
+    data = icl_datasets.repetition(dataclasses.replace(settings, random_seed=0, num_prompt_examples=2,
+                                                       use_default_prompt=True), 0)
+    assert data.format.class_names == ('yes', 'no')
     prompt = data.build_prompt(['a', 'b'])
     assert prompt.text.startswith('Does Sentence 1 entail Sentence 1? Respond with `yes` or `no`.\nSentence 1: ')
     assert prompt.shown_texts == [['yes', 'no'][label] for label in prompt.true_labels]
 
 
-def test_all_classes_is_the_sorted_union_of_the_selected_variants(monkeypatch):
-    assert datasets['sst2'].all_classes == ['A', 'B', 'bad', 'blue', 'chair', 'good', 'green', 'negative',
-                                            'positive', 'sea']
-    assert datasets['financial_phrasebank'].all_classes == [
+def test_all_classes_is_the_sorted_union_of_the_selected_variants():
+    classes = lambda name, **changes: all_classes(data_settings(name=name, **changes))  # noqa: E731
+    assert classes('sst2') == ['A', 'B', 'bad', 'blue', 'chair', 'good', 'green', 'negative', 'positive', 'sea']
+    assert classes('financial_phrasebank') == [
         'A', 'B', 'C', 'bad', 'blue', 'good', 'green', 'negative', 'neutral', 'no', 'ok', 'positive', 'yellow', 'yes']
-    assert datasets['ag_news'].all_classes == ['A', 'B', 'C', 'D', 'business', 'science and technology', 'sports',
-                                               'world']
-    assert datasets['author_id'].all_classes == ['A', 'B', 'bad', 'blue', 'book', 'chair', 'good', 'green', 'happy',
-                                                 'jan', 'movie', 'negative', 'positive', 'sad', 'sea', 'tom']
-    monkeypatch.setenv('CLASS_NAMES', 'DEFAULT_AND_FLIP')
-    assert datasets['financial_phrasebank'].all_classes == ['negative', 'neutral', 'positive']
+    assert classes('ag_news') == ['A', 'B', 'C', 'D', 'business', 'science and technology', 'sports', 'world']
+    assert classes('author_id') == ['A', 'B', 'bad', 'blue', 'book', 'chair', 'good', 'green', 'happy',
+                                    'jan', 'movie', 'negative', 'positive', 'sad', 'sea', 'tom']
+    assert classes('financial_phrasebank', class_names_mode='DEFAULT_AND_FLIP') == ['negative', 'neutral', 'positive']
+    custom = data_settings(class_names_mode='DEFAULT_ONLY', class_names=('bad', 'good'))
+    assert variants_for(custom) == {'custom': ['bad', 'good']}
+    assert all_classes(custom) == ['bad', 'good', 'negative', 'positive']  # the custom and the mode's names
 
 
-def test_class_level_and_instance_level_access_agree(monkeypatch):
-    data = tiny()
-    assert data.class_name_variants == datasets['tiny_sentiment'].class_name_variants
-    assert data.all_classes == datasets['tiny_sentiment'].all_classes
-    monkeypatch.setenv('CLASS_NAMES', 'DEFAULT_ONLY')  # read when asked, not when constructed
-    assert data.class_name_variants == {'default': ['negative', 'positive']}
-    assert data.all_classes == ['negative', 'positive']
-
-
-def test_class_names_of_an_instance():
-    data = tiny()
-    assert (data.class_names, data.num_classes, data.numlabel2text) == (['negative', 'positive'], 2,
-                                                                        {0: 'negative', 1: 'positive'})
-    data = tiny(class_names=['A', 'B'], reverse_labels=True)
-    assert data.class_names == ['B', 'A']
+def test_class_names_a_variant_shows():
+    assert tiny().format.class_names == ('negative', 'positive')
+    assert tiny(names=['A', 'B'], reverse_labels=True).format.class_names == ('B', 'A')
 
 
 # ------------------------------------------------------------------ per-dataset constants
@@ -329,8 +345,7 @@ def test_author_id_without_its_private_file_names_it(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(UsageError, match=r"author_id needs the private file 'data/tomvjan/chat_cleaned\.csv'; "
                                          r'looked in: .*chat_cleaned\.csv'):
-        datasets['author_id'](rng=np.random.default_rng(0), num_test_samples=1, num_prompt_examples=2,
-                              data_dir=str(tmp_path))
+        repetition(name='author_id', num_prompt_examples=2, data_dir=str(tmp_path))
 
 
 # ------------------------------------------------------------------ test split, on the real files
@@ -351,10 +366,10 @@ def unlabelled_message(name: str, rows: int) -> str:
 @pytest.mark.parametrize('name', sorted(TEST_SPLIT_ROWS))
 def test_query_split_follows_use_validation_if_possible(name, real_data_dir, monkeypatch, caplog):
     monkeypatch.setattr(icl_datasets, '_warned', set())
+    icl_datasets._loaded.cache_clear()  # the warning comes with loading
     caplog.set_level(logging.WARNING)
-    make = lambda validation: datasets[name](rng=np.random.default_rng(0), num_test_samples=1,  # noqa: E731
-                                             num_prompt_examples=2, data_dir=str(real_data_dir),
-                                             use_validation_if_possible=validation)
+    make = lambda validation: repetition(name=name, random_seed=0, num_prompt_examples=2,  # noqa: E731
+                                         data_dir=str(real_data_dir), use_validation_if_possible=validation).loaded
     with_validation, without = TEST_SPLIT_ROWS[name]
     assert len(make(True).test_data) == with_validation
     if name in UNLABELLED_TEST_SPLIT:
@@ -373,6 +388,5 @@ def test_unlabelled_test_split_is_an_error_not_label_minus_one(tmp_path):
         (tmp_path / 'sst2').mkdir(exist_ok=True)
         (tmp_path / 'sst2' / file).write_text('\n'.join(lines) + '\n', encoding='utf-8')
     with pytest.raises(UsageError) as error:
-        datasets['sst2'](rng=np.random.default_rng(0), num_test_samples=1, num_prompt_examples=2,
-                         data_dir=str(tmp_path), use_validation_if_possible=False)
+        repetition(name='sst2', num_prompt_examples=2, data_dir=str(tmp_path), use_validation_if_possible=False)
     assert str(error.value) == unlabelled_message('sst2', 2)

@@ -11,9 +11,10 @@ import pytest
 import torch
 from wandb_records import offline_run
 
-from icl import analysis, experiment, report, results, scoring
+from icl import analysis, datasets, experiment, report, results, scoring
 from icl import config as icl_config
 from icl.errors import UsageError
+from icl.settings import DataSettings
 
 N, REPEATS, SEED = 5, 2, 200
 NAMES = {'default': ['negative', 'positive'], 'flip': ['positive', 'negative']}
@@ -170,9 +171,10 @@ def tiny_plan(*overrides) -> experiment.Plan:
     """A Plan of tiny_sentiment without a model: what repetition_rows needs."""
     config = icl_config.apply_overrides(icl_config.base_config(), [*TINY, *overrides])
     tokens = scoring.LabelTokens(classes=ORDER, ids=[10, 11], tokens=['Ġnegative', 'Ġpositive'], multi_token=[])
-    first = experiment.make_dataset(config, 0, None)
-    return experiment.Plan(config=config, variants=NAMES, label_tokens=tokens, model_spec=None, tokenizer=None,
-                           model_config=None, context=8192, longest_prompt=0,
+    data = DataSettings.from_config(config)
+    first = datasets.repetition(data, 0)
+    return experiment.Plan(config=config, data=data, variants=NAMES, label_tokens=tokens, model_spec=None,
+                           tokenizer=None, model_config=None, context=8192, longest_prompt=0,
                            examples_per_prompt=experiment.first_query_prompt(first).num_examples)
 
 
@@ -211,8 +213,8 @@ def test_every_query_keeps_its_own_context_rows_and_random_labels():
     assert len(rows) == p.rows_per_repetition
     assert list(rows.columns) == [f.name for f in results.SCHEMA]
 
-    train, test = (experiment.make_dataset(p.config, 1, None).train_data, experiment.make_dataset(p.config, 1, None)
-                   .test_data)
+    loaded = datasets.load(p.data)
+    train, test = loaded.train_data, loaded.test_data
     rng = np.random.default_rng(200 + 1)  # the spec's draws, by hand
     test_idx = [int(i) for i in rng.choice(range(len(test)), 3, replace=False)]
     fewshot = [int(i) for i in rng.choice(range(len(train)), 4)]
@@ -305,7 +307,7 @@ def test_zero_shot_run_scores_the_query_alone(tmp_path, smollm2_fp32, smollm2_to
         run_dir = experiment.run(config, run_dir=tmp_path / 'zero')
     table = results.read_table(run_dir)
     assert table[['repetition', 'position', 'is_query', 'query']].values.tolist() == [[0, 0, True, 0], [1, 0, True, 0]]
-    test = experiment.make_dataset(config, 0, None).test_data
+    test = datasets.load(DataSettings.from_config(config)).test_data
     ids = [smollm2_tokenizer.convert_tokens_to_ids('Ġ' + name) for name in ORDER]
     correct = []
     for row in table.itertuples():

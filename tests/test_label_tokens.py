@@ -1,18 +1,17 @@
 """Label tokens and answer positions come from the real tokenization, for any tokenizer."""
-import numpy as np
 import pytest
 
 from icl import scoring
-from icl.datasets import datasets
+from icl.datasets import Repetition
 from icl.errors import UsageError
+from tests.data_settings import repetition
 
 BINARY_NAMES = ['A', 'B', 'bad', 'blue', 'chair', 'good', 'green', 'negative', 'positive', 'sea']
 
 
-def sst2_like(data_dir=None, **overrides):
-    """A dataset object drawn from the bundled data: only its format matters here."""
-    kwargs = dict(num_test_samples=1, num_prompt_examples=6, **overrides)
-    return datasets['tiny_sentiment'](rng=np.random.default_rng(0), **kwargs)
+def sst2_like(**overrides) -> Repetition:
+    """A draw from the bundled data: only its format matters here."""
+    return repetition(random_seed=0, **{'num_prompt_examples': 6, **overrides})
 
 
 @pytest.fixture(scope='module')
@@ -35,7 +34,7 @@ def sentencepiece_tokenizer(tmp_path_factory):
 
 
 def test_byte_level_bpe_label_tokens_are_the_in_context_ones(smollm2_tokenizer):
-    lt = scoring.label_tokens(smollm2_tokenizer, sst2_like(), BINARY_NAMES)
+    lt = scoring.label_tokens(smollm2_tokenizer, sst2_like().format.example, BINARY_NAMES)
     assert lt.classes == BINARY_NAMES
     assert lt.tokens == ['Ġ' + name for name in BINARY_NAMES]  # with the space, as after 'Answer:'
     assert lt.ids[BINARY_NAMES.index('positive')] == 2731  # not 16185, the id of 'positive' without space
@@ -45,7 +44,7 @@ def test_byte_level_bpe_label_tokens_are_the_in_context_ones(smollm2_tokenizer):
 
 def test_multi_token_names_keep_their_first_token(smollm2_tokenizer, caplog):
     names = ['science and technology', 'not hate speech', 'world']
-    lt = scoring.label_tokens(smollm2_tokenizer, sst2_like(), names)
+    lt = scoring.label_tokens(smollm2_tokenizer, sst2_like().format.example, names)
     assert lt.tokens == ['Ġscience', 'Ġnot', 'Ġworld']
     assert lt.multi_token == ['science and technology', 'not hate speech']
     assert 'science and technology' in caplog.text
@@ -53,7 +52,7 @@ def test_multi_token_names_keep_their_first_token(smollm2_tokenizer, caplog):
 
 def test_sentencepiece_label_tokens_match_the_sentencepiece_library(sentencepiece_tokenizer):
     tokenizer, processor = sentencepiece_tokenizer
-    lt = scoring.label_tokens(tokenizer, sst2_like(), BINARY_NAMES)
+    lt = scoring.label_tokens(tokenizer, sst2_like().format.example, BINARY_NAMES)
     for name, token in zip(BINARY_NAMES, lt.tokens):
         pieces = processor.encode(f'Answer: {name}', out_type=str)  # the library itself, not transformers
         assert token == pieces[pieces.index(':') + 1], name
@@ -62,7 +61,8 @@ def test_sentencepiece_label_tokens_match_the_sentencepiece_library(sentencepiec
 
 
 def test_shared_first_token_in_a_variant_is_an_error(smollm2_tokenizer):
-    lt = scoring.label_tokens(smollm2_tokenizer, sst2_like(), ['not entailment', 'not equivalent', 'yes'])
+    example = sst2_like().format.example
+    lt = scoring.label_tokens(smollm2_tokenizer, example, ['not entailment', 'not equivalent', 'yes'])
     lt.check_variant('ok', ['not entailment', 'yes'])
     with pytest.raises(UsageError, match="'not entailment' and 'not equivalent' share their first token 'Ġnot'"):
         lt.check_variant('bad', ['not entailment', 'not equivalent'])
@@ -75,7 +75,7 @@ def test_answer_positions_point_at_the_colon_before_each_label(which, smollm2_to
     prompt = data.build_prompt('the last sentence')
     ids, spans = scoring.encode(tokenizer, prompt.text)
     positions = scoring.answer_positions(spans, prompt.answer_ends)
-    lt = scoring.label_tokens(tokenizer, data, ['negative', 'positive'])
+    lt = scoring.label_tokens(tokenizer, data.format.example, ['negative', 'positive'])
     assert len(positions) == prompt.num_examples == 6
     for position, shown in zip(positions, prompt.shown_texts):
         assert tokenizer.convert_ids_to_tokens(ids[position]) == ':'

@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from icl import attention, experiment, models, scoring
+from icl import attention, datasets, models, scoring
 from icl.config import base_config
 from icl.errors import UsageError
+from icl.settings import DataSettings
 
 
 @pytest.mark.parametrize('name, source, eight_bit', [
@@ -191,10 +192,10 @@ def test_gemma3_loads_and_scores_at_the_answer_positions_only(real_data_dir):
     config = base_config()
     config.dataset.name, config.dataset.config.data_dir = 'sst2', str(real_data_dir)
     config.dataset.config.num_prompt_examples = 4
-    data = experiment.make_dataset(config, 0, None)
-    label_tokens = scoring.label_tokens(tokenizer, data, ['negative', 'positive'])
+    data = datasets.repetition(DataSettings.from_config(config), 0)
+    label_tokens = scoring.label_tokens(tokenizer, data.format.example, ['negative', 'positive'])
     assert label_tokens.tokens == ['▁negative', '▁positive']
-    prompt = experiment.query_prompts(data)[0][1]
+    prompt = data.query_prompts()[0][1]
     ids, spans = scoring.encode(tokenizer, prompt.text)
     assert ids[0] == tokenizer.bos_token_id
     positions = np.append(scoring.answer_positions(spans, prompt.answer_ends), len(ids) - 1)

@@ -17,9 +17,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from icl.datasets import datasets
+from icl.datasets import Repetition
 from icl.errors import UsageError
 from icl.prompts import ExampleFormat, LabelRule, Prompt, prompt_prefix, rotated, trigger_flip_prompt
+from tests.data_settings import repetition
 
 SEED = 22
 SST2_TRAIN = [('a dull mess', 0), ('a gem', 1), ('pure joy', 1), ('tedious', 0), ('flat and lifeless', 0),
@@ -80,15 +81,19 @@ def data_dir(tmp_path_factory) -> str:
     return str(root)
 
 
-def sst2(data_dir: str, **config):
-    """The fixture's sst2 with seed 22 and six in-context examples, plus `config`."""
-    settings = {'num_test_samples': 1, 'num_prompt_examples': 6, **config}
-    return datasets['sst2'](rng=np.random.default_rng(SEED), data_dir=data_dir, **settings)
+def sst2(data_dir: str, names: list[str] | None = None, **config) -> Repetition:
+    """The fixture's sst2 with seed 22 and six in-context examples, plus `config`, shown with `names`."""
+    return draw_of('sst2', data_dir, names, **{'num_prompt_examples': 6, **config})
 
 
-def query_prompt(data) -> Prompt:
+def draw_of(name: str, data_dir: str, names: list[str] | None = None, **config) -> Repetition:
+    """Repetition 0 of dataset `name` with seed 22 and one query."""
+    return repetition(names, name=name, random_seed=SEED, data_dir=data_dir, **{'num_test_samples': 1, **config})
+
+
+def query_prompt(data: Repetition) -> Prompt:
     """The prompt for the (first) drawn query, as the experiment builds it."""
-    return data.build_prompt(data.get_feature(data.test_data[data.test_indices[0]]))
+    return data.query_prompts()[0][1]
 
 
 def shown(data) -> list[str]:
@@ -99,8 +104,8 @@ def shown(data) -> list[str]:
 
 def test_seed_22_draws(data_dir):
     data = sst2(data_dir, random_labels=True)
-    assert data.test_indices == [2]
-    assert data.fewshot_indices == [2, 3, 1, 5, 0, 1]
+    assert data.draw.test_indices == [2]
+    assert data.draw.fewshot_indices == [2, 3, 1, 5, 0, 1]
     prompt = query_prompt(data)
     assert prompt.train_indices == [2, 3, 1, 5, 0, 1]
     assert prompt.true_labels == [1, 0, 1, 1, 0, 1]
@@ -117,7 +122,7 @@ def test_seed_22_draws(data_dir):
 # ------------------------------------------------------------------ single-feature format
 
 def test_default_prompt(data_dir):
-    assert sst2(data_dir).get_fewshot_prompt('warm and funny') == (
+    assert sst2(data_dir).build_prompt('warm and funny').text == (
         "Sentence: 'pure joy' \nAnswer: positive\n\n"
         "Sentence: 'tedious' \nAnswer: negative\n\n"
         "Sentence: 'a gem' \nAnswer: positive\n\n"
@@ -143,7 +148,7 @@ def test_query_prompt_bookkeeping(data_dir):
 
 def test_query_without_space_bug_fix_ends_with_a_space(data_dir):
     data = sst2(data_dir, fix_space_bug=False)
-    assert data.get_fewshot_prompt('warm and funny').endswith(
+    assert data.build_prompt('warm and funny').text.endswith(
         "Sentence: 'a gem' \nAnswer: positive\n\nSentence: 'warm and funny' \nAnswer: ")
     assert query_prompt(data).text.endswith("\nAnswer: ")
 
@@ -152,15 +157,10 @@ def test_query_with_space_bug_fix_ends_at_the_colon(data_dir):
     assert query_prompt(sst2(data_dir, fix_space_bug=True)).text.endswith("'warm and funny' \nAnswer:")
 
 
-def test_fewshot_examples_and_add_example(data_dir):
-    data = sst2(data_dir, num_prompt_examples=2)
-    assert data.fewshot_examples == (
-        "Sentence: 'pure joy' \nAnswer: positive\n\n"
-        "Sentence: 'tedious' \nAnswer: negative\n\n"
-    )
-    assert data.get_fewshot_prompt('x', examples='EXAMPLES ') == "EXAMPLES Sentence: 'x' \nAnswer:"
-    assert data.add_example('nice', 'positive') == "Sentence: 'nice' \nAnswer: positive"
-    assert data.add_example('nice', None) == "Sentence: 'nice' \nAnswer:"
+def test_an_example_and_a_query_in_the_format(data_dir):
+    example = sst2(data_dir, num_prompt_examples=2).format.example
+    assert example.example('nice', 'positive') == "Sentence: 'nice' \nAnswer: positive"
+    assert example.query('nice') == "Sentence: 'nice' \nAnswer:"
 
 
 def test_query_from_the_unlabelled_test_split_is_an_error(data_dir):
@@ -171,9 +171,9 @@ def test_query_from_the_unlabelled_test_split_is_an_error(data_dir):
 # ------------------------------------------------------------------ two-feature formats
 
 def test_mrpc_prompt(data_dir):
-    data = datasets['mrpc'](rng=np.random.default_rng(SEED), data_dir=data_dir, num_test_samples=1,
+    data = draw_of('mrpc', data_dir, num_test_samples=1,
                             num_prompt_examples=2)
-    assert data.fewshot_indices == [2, 1]
+    assert data.draw.fewshot_indices == [2, 1]
     assert query_prompt(data).text == (
         "Sentence 1: 'Sales fell.'\nSentence 2: 'The team won.' \nAnswer: not equivalent\n\n"
         "Sentence 1: 'Stocks rose.'\nSentence 2: 'It rained.' \nAnswer: not equivalent\n\n"
@@ -182,12 +182,11 @@ def test_mrpc_prompt(data_dir):
 
 
 def test_medical_questions_pairs_prompt(data_dir):
-    data = datasets['medical_questions_pairs'](rng=np.random.default_rng(SEED), data_dir=data_dir,
-                                               num_test_samples=1, num_prompt_examples=2)
-    assert [row['dr_id'] for row in data.train_data] == [3, 2, 2, 3]  # split() of the six rows
-    assert [row['label'] for row in data.train_data] == [1, 1, 0, 0]
-    assert data.test_data[data.test_indices[0]]['question_2'] == 'Can I give the flu to others?'
-    assert data.fewshot_indices == [1, 2]
+    data = draw_of('medical_questions_pairs', data_dir, num_test_samples=1, num_prompt_examples=2)
+    assert [row['dr_id'] for row in data.loaded.train_data] == [3, 2, 2, 3]  # split() of the six rows
+    assert [row['label'] for row in data.loaded.train_data] == [1, 1, 0, 0]
+    assert data.loaded.test_data[data.draw.test_indices[0]]['question_2'] == 'Can I give the flu to others?'
+    assert data.draw.fewshot_indices == [1, 2]
     prompt = query_prompt(data)
     assert prompt.text == (
         "Question 1: 'Can I run with a cold?'\nQuestion 2: 'Is jogging fine when I have a cold?' \nAnswer: equivalent"
@@ -199,9 +198,9 @@ def test_medical_questions_pairs_prompt(data_dir):
 
 
 def test_rte_prompt_label_0_is_entailment(data_dir):
-    data = datasets['rte'](rng=np.random.default_rng(SEED), data_dir=data_dir, num_test_samples=1,
+    data = draw_of('rte', data_dir, num_test_samples=1,
                            num_prompt_examples=3)
-    assert data.fewshot_indices == [2, 1, 1]
+    assert data.draw.fewshot_indices == [2, 1, 1]
     assert query_prompt(data).text == (
         "Sentence 1: 'Tom ate lunch.'\nSentence 2: 'Tom ate.' \nAnswer: entailment\n\n"
         "Sentence 1: 'The shop is closed.'\nSentence 2: 'The shop is open.' \nAnswer: not entailment\n\n"
@@ -211,9 +210,9 @@ def test_rte_prompt_label_0_is_entailment(data_dir):
 
 
 def test_wnli_prompt_label_1_is_entailment(data_dir):
-    data = datasets['wnli'](rng=np.random.default_rng(SEED), data_dir=data_dir, num_test_samples=1,
+    data = draw_of('wnli', data_dir, num_test_samples=1,
                             num_prompt_examples=2, fix_space_bug=False)
-    assert data.fewshot_indices == [1, 0]
+    assert data.draw.fewshot_indices == [1, 0]
     assert query_prompt(data).text == (
         "Sentence 1: 'Sam thanked Max because he had helped.'\nSentence 2: 'Sam had helped.' "
         "\nAnswer: not entailment\n\n"
@@ -226,7 +225,7 @@ def test_wnli_prompt_label_1_is_entailment(data_dir):
 # ------------------------------------------------------------------ label manipulations (table in the docstring)
 
 def test_random_labels(data_dir):
-    assert sst2(data_dir, random_labels=True).get_fewshot_prompt('warm and funny') == (
+    assert sst2(data_dir, random_labels=True).build_prompt('warm and funny').text == (
         "Sentence: 'pure joy' \nAnswer: negative\n\n"
         "Sentence: 'tedious' \nAnswer: negative\n\n"
         "Sentence: 'a gem' \nAnswer: positive\n\n"
@@ -259,8 +258,8 @@ def test_flip_labels_after_zero_flips_all(data_dir):
 
 def test_flip_labels_after_halfway(data_dir):
     data = sst2(data_dir, flip_labels_after_halfway=True)
-    assert data.flip_labels_after == 3  # 6 // 2
-    assert data.get_fewshot_prompt('warm and funny') == (
+    assert data.format.label_rule.flip_labels_after == 3  # 6 // 2
+    assert data.build_prompt('warm and funny').text == (
         "Sentence: 'pure joy' \nAnswer: positive\n\n"
         "Sentence: 'tedious' \nAnswer: negative\n\n"
         "Sentence: 'a gem' \nAnswer: positive\n\n"
@@ -269,12 +268,8 @@ def test_flip_labels_after_halfway(data_dir):
         "Sentence: 'a gem' \nAnswer: negative\n\n"
         "Sentence: 'warm and funny' \nAnswer:"
     )
-    assert sst2(data_dir, flip_labels_after_halfway=True, num_prompt_examples=5).flip_labels_after == 2
-
-
-def test_flip_labels_after_halfway_and_flip_labels_after_together_is_an_error(data_dir):
-    with pytest.raises(UsageError, match='flip_labels_after_halfway=True or flip_labels_after'):
-        sst2(data_dir, flip_labels_after_halfway=True, flip_labels_after=2)
+    five = sst2(data_dir, flip_labels_after_halfway=True, num_prompt_examples=5)
+    assert five.format.label_rule.flip_labels_after == 2
 
 
 def test_flip_labels_multi_alternates_in_blocks(data_dir):
@@ -313,7 +308,7 @@ def test_flip_labels_after_the_last_example_flips_nothing(data_dir, after):
 
 def test_zero_shot_prompt_is_the_query_alone(data_dir):
     data = sst2(data_dir, num_prompt_examples=0, random_labels=True, flip_labels_after=0)
-    assert data.test_indices == [2] and data.fewshot_indices == []  # the same query as with examples
+    assert data.draw.test_indices == [2] and data.draw.fewshot_indices == []  # the same query as with examples
     prompt = query_prompt(data)
     assert prompt.text == "Sentence: 'warm and funny' \nAnswer:"
     assert (prompt.num_examples, prompt.answer_ends, prompt.shown_texts) == (0, [], [])
@@ -363,7 +358,7 @@ def test_random_labels_until_step(data_dir):
         'positive', 'negative', 'positive']  # true labels again
     expected_rng = np.random.default_rng(SEED)
     expected_rng.choice(3, 1, replace=False), expected_rng.choice(6, 6), expected_rng.choice(6, 3)
-    assert data.rng.bit_generator.state == expected_rng.bit_generator.state  # exactly three random draws
+    assert data.draw.rng.bit_generator.state == expected_rng.bit_generator.state  # exactly three random draws
 
 
 def test_random_labels_with_replace_labels_by_still_draw(data_dir):
@@ -373,7 +368,7 @@ def test_random_labels_with_replace_labels_by_still_draw(data_dir):
     assert prompt.shown_texts == ['X', 'X', 'X', 'X', 'negative', 'positive']
     expected_rng = np.random.default_rng(SEED)
     expected_rng.choice(3, 1, replace=False), expected_rng.choice(6, 6), expected_rng.choice(6, 4)
-    assert data.rng.bit_generator.state == expected_rng.bit_generator.state
+    assert data.draw.rng.bit_generator.state == expected_rng.bit_generator.state
 
 
 def test_flip_then_random_labels_replace_the_flip(data_dir):
@@ -384,8 +379,8 @@ def test_flip_then_random_labels_replace_the_flip(data_dir):
 
 def test_reverse_labels(data_dir):
     data = sst2(data_dir, reverse_labels=True)
-    assert data.class_names == ['positive', 'negative']
-    assert data.get_fewshot_prompt('warm and funny') == (
+    assert list(data.format.class_names) == ['positive', 'negative']
+    assert data.build_prompt('warm and funny').text == (
         "Sentence: 'pure joy' \nAnswer: negative\n\n"
         "Sentence: 'tedious' \nAnswer: positive\n\n"
         "Sentence: 'a gem' \nAnswer: negative\n\n"
@@ -411,8 +406,8 @@ def test_inputs_off_by_one(data_dir):
 
 
 def test_class_names_variant(data_dir):
-    data = sst2(data_dir, num_prompt_examples=2, class_names=['bad', 'good'])
-    assert data.get_fewshot_prompt('warm and funny') == (
+    data = sst2(data_dir, ['bad', 'good'], num_prompt_examples=2)
+    assert data.build_prompt('warm and funny').text == (
         "Sentence: 'pure joy' \nAnswer: good\n\n"
         "Sentence: 'tedious' \nAnswer: bad\n\n"
         "Sentence: 'warm and funny' \nAnswer:"
@@ -428,14 +423,14 @@ def test_answer_string(data_dir):
         "Sentence: 'warm and funny' \nSentiment:"
     )
     assert prompt.answer_ends == [32, 74]
-    assert sst2(data_dir, answer_string=None).answer_string == 'Answer'
+    assert sst2(data_dir, answer_string=None).format.example.answer_string == 'Answer'
 
 
 # ------------------------------------------------------------------ prompt prefixes
 
 def test_prompt_string(data_dir):
     data = sst2(data_dir, num_prompt_examples=2, prompt_string='Classify the reviews.')
-    assert data.get_fewshot_prompt('warm and funny') == (
+    assert data.build_prompt('warm and funny').text == (
         "Classify the reviews.\n"
         "Sentence: 'pure joy' \nAnswer: positive\n\n"
         "Sentence: 'tedious' \nAnswer: negative\n\n"
@@ -453,8 +448,8 @@ def test_prompt_string_trigger_flip(data_dir):
 
 
 def test_trigger_flip_uses_the_variant_names(data_dir):
-    data = sst2(data_dir, num_prompt_examples=1, prompt_string='TRIGGER_FLIP', class_names=['A', 'B'])
-    assert data.prompt_string == 'In the following, `A` means `B` and `B` means `A`.'
+    data = sst2(data_dir, ['A', 'B'], num_prompt_examples=1, prompt_string='TRIGGER_FLIP')
+    assert data.format.instruction == 'In the following, `A` means `B` and `B` means `A`.'
 
 
 def test_use_default_prompt_keeps_the_original_text_and_typo(data_dir):
@@ -479,7 +474,7 @@ def test_use_default_prompt_and_prompt_string_joined_by_newline(data_dir):
 
 
 def test_use_default_prompt_for_two_feature_data(data_dir):
-    data = datasets['rte'](rng=np.random.default_rng(SEED), data_dir=data_dir, num_test_samples=1,
+    data = draw_of('rte', data_dir, num_test_samples=1,
                            num_prompt_examples=1, use_default_prompt=True)
     assert query_prompt(data).text == (
         "Does Sentence 1 entail Sentence 1? Respond with `entailment` or `not entailment`.\n"

@@ -23,9 +23,10 @@ DATA = {'dataset': 'sst2', 'source': 'local folder /data', 'splits': {
 
 def record(data: dict | None = None, **changes) -> dict:
     config = base_config()
+    config.dataset.class_names_mode = 'DEFAULT_ONLY'
     for key, value in changes.items():
         config[key] = value
-    return {'config': config.to_dict(), 'class_names_env': 'DEFAULT_ONLY', 'dtype': 'float32', 'data': data or DATA,
+    return {'config': config.to_dict(), 'dtype': 'float32', 'data': data or DATA,
             'versions': {'torch': 'x'}, 'model': {'name': 'm'}, 'command': ['change_labels.py'], 'created': 'now'}
 
 
@@ -93,8 +94,32 @@ def test_a_run_of_another_config_is_refused_naming_the_keys(tmp_path):
     start_run_dir(inspect(run, record()), record())
     with pytest.raises(UsageError, match=r"different config \(note 'None' -> 'x', random_seed 200 -> 7\)"):
         inspect(run, record(n_repeats=16, note='x', random_seed=7))  # n_repeats alone would extend the run
-    assert config_differences(record(), {**record(), 'class_names_env': None}) == {'CLASS_NAMES': ('DEFAULT_ONLY',
-                                                                                                   'ALL')}
+    assert config_differences(record(), record(dataset={**record()['config']['dataset'], 'class_names_mode': 'ALL'})) \
+        == {'dataset.class_names_mode': ('DEFAULT_ONLY', 'ALL')}
+
+
+def older_record(**top_level) -> dict:
+    """config.json as versions before dataset.class_names_mode wrote it: CLASS_NAMES and OLD_CLASS_NAMES beside
+    the config, and the original's keys that nothing read."""
+    config = record()['config']
+    for key in ('class_names_mode', 'old_class_names'):
+        del config['dataset'][key]
+    config['experiment'] = {'context_lengths': [1, 2, 3, 5, 7, 10, 15, 20]}
+    config['model']['config'] = {'stop_sequences': ['\n']}
+    config['dataset']['config_to_model'] = {'max_new_tokens': 1}
+    return {**record(), 'config': config, **top_level}
+
+
+def test_a_run_of_an_older_version_resumes_with_its_class_names_now_config_keys(tmp_path):
+    assert config_differences(older_record(class_names_env='DEFAULT_ONLY'), record()) == {}
+    assert config_differences(older_record(class_names_env=None), record()) == {
+        'dataset.class_names_mode': ('ALL', 'DEFAULT_ONLY')}  # unset CLASS_NAMES meant ALL
+    run = tmp_path / 'run'
+    start_run_dir(inspect(run, record()), record())
+    (run / 'config.json').write_text(json.dumps(older_record(class_names_env='DEFAULT_ONLY')))
+    found = inspect(run, record())  # no difference: it resumes
+    assert found.record['config']['dataset']['class_names_mode'] == 'DEFAULT_ONLY'
+    assert 'experiment' not in found.record['config'] and 'class_names_env' not in found.record
 
 
 def test_a_workdir_under_a_file_cannot_be_created(tmp_path):
@@ -321,5 +346,6 @@ def test_a_resume_after_the_data_changed_is_refused_naming_the_dataset_and_split
 
 def test_a_resume_with_other_old_class_names_is_refused():
     """OLD_CLASS_NAMES=TRUE changes the names a run of mrpc, wnli, rte, ... shows: no mixing in one table."""
-    assert config_differences(record(), {**record(), 'old_class_names': True}) == {'OLD_CLASS_NAMES': (False, True)}
-    assert config_differences({**record(), 'old_class_names': False}, record()) == {}  # records before the key
+    old_names = record(dataset={**record()['config']['dataset'], 'old_class_names': True})
+    assert config_differences(record(), old_names) == {'dataset.old_class_names': (False, True)}
+    assert config_differences(older_record(class_names_env='DEFAULT_ONLY', old_class_names=True), old_names) == {}

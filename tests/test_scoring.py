@@ -7,10 +7,11 @@ import numpy as np
 import pytest
 import torch
 
-from icl import experiment, models, scoring
+from icl import datasets, models, scoring
 from icl.config import base_config
 from icl.errors import OutOfMemory, UsageError
 from icl.probs import log_softmax
+from icl.settings import DataSettings
 
 POSITIVE, NEGATIVE = 2731, 4633  # 'Ġpositive', 'Ġnegative' in SmolLM2's vocabulary (NOTES.md)
 CLASS_IDS = [POSITIVE, NEGATIVE, 17]
@@ -28,7 +29,7 @@ def sst2_config(real_data_dir):
 def sst2_prompt(config, repetition: int, examples: int, names: list[str] | None = None):
     config = config.copy_and_resolve_references()
     config.dataset.config.num_prompt_examples = examples
-    return experiment.query_prompts(experiment.make_dataset(config, repetition, names))[0][1]
+    return datasets.repetition(DataSettings.from_config(config), repetition, names).query_prompts()[0][1]
 
 
 def ids_and_positions(tokenizer, prompt) -> tuple[list[int], np.ndarray]:
@@ -119,9 +120,9 @@ def test_prior_is_the_mean_log_softmax_at_the_last_token(smollm2_fp32, smollm2_t
 
 
 def make_scorer(model, tokenizer, config, batch_size):
-    klass = experiment.dataset_class('sst2')
-    data = experiment.make_dataset(config, 0, None)
-    label_tokens = scoring.label_tokens(tokenizer, data, klass.all_classes)
+    settings = DataSettings.from_config(config)
+    label_tokens = scoring.label_tokens(tokenizer, datasets.prompt_format(settings).example,
+                                        datasets.all_classes(settings))
     return scoring.Scorer(model, tokenizer, label_tokens, 8192, batch_size)
 
 
@@ -225,7 +226,7 @@ def smollm2_bf16(smollm2_spec):
 
 
 def test_bf16_label_log_probs_and_accuracy_match_fp32(smollm2_fp32, smollm2_bf16, smollm2_tokenizer, sst2_config):
-    variants = experiment.dataset_class('sst2').class_name_variants
+    variants = datasets.variants_for(DataSettings.from_config(sst2_config))
     jobs = [(names, sst2_prompt(sst2_config, r, 16, names)) for r in range(4)
             for names in (variants['default'], variants['flip'])]
     fp32 = make_scorer(smollm2_fp32, smollm2_tokenizer, sst2_config, 1)

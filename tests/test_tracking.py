@@ -62,8 +62,8 @@ def test_every_repetition_reaches_the_history_and_the_summary_holds_the_final_me
 
 
 def test_wandb_config_uses_the_original_keys():
-    record = {'config': {'n_repeats': 3, 'dataset': {'name': 'sst2', 'config': {'num_prompt_examples': 5}}},
-              'class_names_env': 'DEFAULT_ONLY', 'old_class_names': True, 'dtype': 'float32'}
+    record = {'config': {'n_repeats': 3, 'dataset': {'name': 'sst2', 'class_names_mode': 'DEFAULT_ONLY',
+                                                     'config': {'num_prompt_examples': 5}}}, 'dtype': 'float32'}
     assert tracking.wandb_config(record) == {
-        'n_repeats': 3, 'dataset_name': 'sst2', 'dataset_config_num_prompt_examples': 5,
-        'CLASS_NAMES': 'DEFAULT_ONLY', 'OLD_CLASS_NAMES': True, 'dtype': 'float32'}
+        'n_repeats': 3, 'dataset_name': 'sst2', 'dataset_class_names_mode': 'DEFAULT_ONLY',
+        'dataset_config_num_prompt_examples': 5, 'dtype': 'float32'}

@@ -19,8 +19,9 @@ import submitit
 
 from icl.config import REPO_ROOT, autotype
 from icl.errors import UsageError
+from icl.settings import CLASS_NAMES_ENV
 from icl.sweep.status import jobs_dir, read_state, state_path, write_state
-from icl.sweep.study import SCRIPT, Run, class_names_env, resolve_config
+from icl.sweep.study import SCRIPT, Run, resolve_config
 
 LOCAL_TIMEOUT_MIN = 7 * 24 * 60  # submitit's local default (2 minutes) would cut runs short
 POLL_S = 0.5
@@ -63,8 +64,7 @@ class RunJob(submitit.helpers.Checkpointable):
             import torch
             torch.set_num_threads(self.threads)
         sys.argv = self.argv()  # config.json records the command
-        with class_names_env(self.run.class_names):
-            experiment.run(resolve_config(self.run.flags), run_dir=self.run_dir)
+        experiment.run(resolve_config(self.run.flags, self.run.class_names), run_dir=self.run_dir)
 
 
 def job_info() -> dict[str, str]:
@@ -84,7 +84,7 @@ def launch_argv(argv: Sequence[str], processes: int) -> list[str]:
 
 def run_launched(argv: list[str], class_names: str) -> None:
     """Run a launcher in its own process group, ended with the job (a requeue, a cancel)."""
-    process = subprocess.Popen(argv, env={**os.environ, 'CLASS_NAMES': class_names}, start_new_session=True)
+    process = subprocess.Popen(argv, env={**os.environ, CLASS_NAMES_ENV: class_names}, start_new_session=True)
     try:
         status = process.wait()
     finally:

@@ -15,7 +15,7 @@ from icl import experiment, results
 from icl.errors import UsageError
 from icl.rundir import inspect_run_dir
 from icl.sweep.status import is_finished
-from icl.sweep.study import Run, class_names_env, resolve_config
+from icl.sweep.study import Run, resolve_config
 
 
 @dataclasses.dataclass
@@ -72,14 +72,13 @@ def plan_run(run: Run, root: Path, here: bool = True) -> RunPlan:
     """Validate one run as its dry run would (`here`: on this machine); UsageError names the run's command
     and its lines in the file."""
     try:
-        with class_names_env(run.class_names):
-            config = resolve_config(run.flags)
-            p = experiment.plan(config)
-            record = run_dir_record(p, Path(root) / run.name, here)
-            found = inspect_run_dir(Path(root) / run.name, record, n_repeats=config.n_repeats,
-                                    rows_per_repetition=p.rows_per_repetition, variants=list(p.variants),
-                                    check_parts=False)
-            tokens = estimated_tokens(p)
+        config = resolve_config(run.flags, run.class_names)
+        p = experiment.plan(config)
+        record = run_dir_record(p, Path(root) / run.name, here)
+        found = inspect_run_dir(Path(root) / run.name, record, n_repeats=config.n_repeats,
+                                rows_per_repetition=p.rows_per_repetition, variants=list(p.variants),
+                                check_parts=False)
+        tokens = estimated_tokens(p)
     except UsageError as error:
         raise UsageError(f"{', '.join(run.sources)} ({run.command()}): {error}") from None
     done = len([r for r in found.done if r < config.n_repeats])

@@ -11,23 +11,22 @@ import dataclasses
 import functools
 import hashlib
 import json
-import os
 import shlex
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 
 from ml_collections import config_dict
 
 from icl import config as icl_config
-from icl.datasets import CLASS_NAMES_ENV, CLASS_NAMES_MODES
 from icl.errors import UsageError
 from icl.results import file_name
+from icl.settings import CLASS_NAMES_ENV, CLASS_NAMES_MODES
 
 SCRIPT = 'change_labels.py'
 LAUNCHERS = {'python': None, 'python3': None, 'accelerate': '--num_processes', 'torchrun': '--nproc_per_node'}
 REFUSED_FLAGS = ('workdir', 'resume', 'dry_run', 'help_keys')  # the sweep chooses the directory and the mode
 CLASS_NAMES_KEY = 'CLASS_NAMES'
+CLASS_NAMES_CONFIG_KEY = 'dataset.class_names_mode'  # what CLASS_NAMES sets
 DIGEST_CHARS = 10
 
 
@@ -107,20 +106,6 @@ def positive_int(text: str, name: str, source: str) -> int:
     return int(text)
 
 
-@contextmanager
-def class_names_env(mode: str) -> Iterator[None]:
-    """CLASS_NAMES set to `mode` for a block (the experiment reads it from the environment)."""
-    old = os.environ.get(CLASS_NAMES_ENV)
-    os.environ[CLASS_NAMES_ENV] = mode
-    try:
-        yield
-    finally:
-        if old is None:
-            del os.environ[CLASS_NAMES_ENV]
-        else:
-            os.environ[CLASS_NAMES_ENV] = old
-
-
 @functools.lru_cache(maxsize=8)
 def _defaults(config_file: str) -> config_dict.ConfigDict:
     return icl_config.load_config(config_file)
@@ -132,8 +117,9 @@ def config_file_of(flags: Sequence[str]) -> str:
     return given[-1] if given else str(icl_config.DEFAULT_CONFIG)
 
 
-def resolve_config(flags: Sequence[str], source: str = '') -> config_dict.ConfigDict:
-    """The config a command's flags describe (change_labels.py's parsing); UsageError names the line."""
+def resolve_config(flags: Sequence[str], class_names: str, source: str = '') -> config_dict.ConfigDict:
+    """The config a command's flags describe (change_labels.py's parsing) under `export CLASS_NAMES=class_names`;
+    UsageError names the line."""
     prefix = f'{source}: ' if source else ''
     try:
         overrides, own = icl_config.split_argv([SCRIPT, *flags], {'config', *REFUSED_FLAGS})
@@ -142,20 +128,24 @@ def resolve_config(flags: Sequence[str], source: str = '') -> config_dict.Config
             raise UsageError(f"'{refused[0]}' is chosen by the sweep (--root, --dry_run); remove it from the command")
         if len(own) > 1 + sum(flag.startswith('--config=') for flag in flags):
             raise UsageError(f"unexpected argument '{own[1]}'; flags look like --key=value")
-        return icl_config.apply_overrides(copy.deepcopy(_defaults(config_file_of(flags))), overrides)
+        config = copy.deepcopy(_defaults(config_file_of(flags)))
+        config.dataset.class_names_mode = class_names  # the export line's, as change_labels.py reads it
+        return icl_config.apply_overrides(config, overrides)
     except UsageError as error:
         raise UsageError(f'{prefix}{error}') from None
 
 
 def settings(config: config_dict.ConfigDict, config_file: str) -> dict:
-    """The config keys whose values differ from the config file's defaults (what names a run)."""
+    """The config keys whose values differ from the config file's defaults (what names a run; the class names'
+    mode apart, as run_name's CLASS_NAMES: its default comes from the environment)."""
     defaults = icl_config.flatten(_defaults(config_file).to_dict())
-    return {key: value for key, value in icl_config.flatten(config.to_dict()).items() if defaults.get(key) != value}
+    return {key: value for key, value in icl_config.flatten(config.to_dict()).items()
+            if defaults.get(key) != value and key != CLASS_NAMES_CONFIG_KEY}
 
 
-def run_name(config: config_dict.ConfigDict, class_names: str, config_file: str) -> str:
+def run_name(config: config_dict.ConfigDict, config_file: str) -> str:
     """DATASET-MODEL-NOTE-DIGEST: readable, and equal exactly for equal settings and CLASS_NAMES."""
-    chosen = {CLASS_NAMES_KEY: class_names, 'settings': settings(config, config_file)}
+    chosen = {CLASS_NAMES_KEY: config.dataset.class_names_mode, 'settings': settings(config, config_file)}
     if Path(config_file).resolve() != icl_config.DEFAULT_CONFIG.resolve():
         chosen['config'] = Path(config_file).name
     digest = hashlib.sha1(json.dumps(chosen, sort_keys=True, default=repr).encode()).hexdigest()[:DIGEST_CHARS]
@@ -233,7 +223,7 @@ def parse_set(text: str) -> tuple[str, str]:
 
 def select(commands: Sequence[Command], wheres: Sequence[Where]) -> list[Command]:
     """The commands every --where keeps; UsageError for a --where value no command of the file has."""
-    configs = [resolve_config(c.flags, c.source) for c in commands]
+    configs = [resolve_config(c.flags, c.class_names, c.source) for c in commands]
     for where in wheres:
         present = {repr(value_of(c, config, where.key)) for c, config in zip(commands, configs)}
         missing = [t for t, v in zip(where.texts, where.values) if repr(v) not in present]
@@ -267,8 +257,8 @@ def substituted(command: Command, substitutions: Sequence[tuple[str, str]], proc
     flags = command.flags
     for key, value in substitutions:
         flags = with_flag(flags, key, value)
-    config = resolve_config(flags, command.source)
-    name = run_name(config, command.class_names, config_file_of(flags))
+    config = resolve_config(flags, command.class_names, command.source)
+    name = run_name(config, config_file_of(flags))
     return Run(name, command.class_names, flags, processes or command.processes, (command.source,))
 
 
