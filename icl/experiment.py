@@ -22,7 +22,7 @@ import pandas as pd
 from ml_collections import config_dict
 from tqdm.auto import tqdm
 
-from icl import analysis, hypotheses, loaders, models, results, scoring
+from icl import analysis, hardware, hypotheses, loaders, models, packaged, precision, results, scoring
 from icl.config import noop_settings, to_dict, validate
 from icl.datasets import BaseDataset, class_names_mode, dataset_class, old_class_names_note, uses_old_class_names
 from icl.errors import OutOfMemory, RunStopped, UsageError
@@ -176,10 +176,10 @@ def plan(config: config_dict.ConfigDict) -> Plan:
     else:
         variants = klass.class_name_variants
     spec = models.resolve(config.model.name)
-    models.check_cache(spec)  # before the data: an unwritable cache fails in seconds
+    packaged.check_cache(spec.name)  # before the data: an unwritable cache fails in seconds
     first = make_dataset(config, 0, None)  # loads the data: missing files fail here
     classes = sorted({*klass.all_classes, *(n for names in variants.values() for n in names)})
-    models.dtype_policy(config.model.name, config.model.dtype)
+    precision.dtype_policy(config.model.name, config.model.dtype)
     tokenizer = load_tokenizer(spec)
     label_tokens = scoring.label_tokens(tokenizer, first, classes)
     for variant, names in variants.items():
@@ -246,7 +246,7 @@ def hypothesis_lines(p: Plan) -> list[str]:
 
 def describe_plan(p: Plan) -> str:
     c = p.config
-    dtype, why = models.dtype_policy(c.model.name, c.model.dtype)
+    dtype, why = precision.dtype_policy(c.model.name, c.model.dtype)
     dtype += f', {why}' if c.model.dtype == 'auto' else ''  # why auto chose it
     source = p.model_spec.source or p.model_spec.package
     scanned = '' if p.scanned_repetitions >= c.n_repeats else \
@@ -280,7 +280,7 @@ def write_example_prompts(p: Plan, run_dir: Path) -> None:
 
 def versions() -> dict:
     """Python's and each of PACKAGES' version (None: not installed)."""
-    return {'python': sys.version.split()[0], **{package: models.installed_version(package) for package in PACKAGES}}
+    return {'python': sys.version.split()[0], **{package: packaged.installed_version(package) for package in PACKAGES}}
 
 
 def run_record(p: Plan) -> dict:
@@ -289,7 +289,7 @@ def run_record(p: Plan) -> dict:
     return {'config': to_dict(p.config), 'class_names_env': class_names_mode(),
             'data': loaders.records_fingerprint(p.config.dataset.name, data, p.config.dataset.config.data_dir),
             'old_class_names': uses_old_class_names(p.config.dataset.name),
-            'dtype': models.dtype_policy(p.config.model.name, p.config.model.dtype)[0],
+            'dtype': precision.dtype_policy(p.config.model.name, p.config.model.dtype)[0],
             'model': models.describe(p.model_spec, p.model_config), 'versions': versions(),
             'command': sys.argv, 'created': datetime.datetime.now().isoformat(timespec='seconds')}
 
@@ -455,7 +455,7 @@ def score_repetitions(p: Plan, run_dir: Path, repetitions: list[int], tracker, g
     """
     config = p.config
     start = time.perf_counter()
-    dtype = models.DTYPES[models.dtype_policy(config.model.name, config.model.dtype)[0]]
+    dtype = precision.DTYPES[precision.dtype_policy(config.model.name, config.model.dtype)[0]]
     model = models.load_model(p.model_spec, dtype, gpus=gpus)
     load_s = time.perf_counter() - start
     scorer = scoring.Scorer(model, p.tokenizer, p.label_tokens, p.context,
@@ -492,8 +492,8 @@ def score_repetitions(p: Plan, run_dir: Path, repetitions: list[int], tracker, g
                     tracker.log_curves(analysis.curves(pd.concat(scored, ignore_index=True)))
     setup['timing'] = {'load_s': round(load_s, 3), 'scoring_s': round(time.perf_counter() - start, 3),
                        'prompts': scorer.prompts, 'tokens': scorer.tokens,
-                       'peak_memory_mb': round(models.peak_memory_mb(), 1),  # weights too: load_model reset it
-                       'dtype': models.dtype_name(dtype), 'device': str(scoring.output_device(model)),
+                       'peak_memory_mb': round(hardware.peak_memory_mb(), 1),  # weights too: load_model reset it
+                       'dtype': precision.dtype_name(dtype), 'device': str(scoring.output_device(model)),
                        'attention': model.config._attn_implementation}
     return setup
 
