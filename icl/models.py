@@ -104,7 +104,7 @@ def load_model(spec: ModelSpec, dtype: torch.dtype, gpus: list[int] | None = Non
     Attention is transformers' default, SDPA (eager for the few models without it): scoring passes
     no attention mask, so SDPA takes its causal kernel path, which skips the masked blocks. On the CPU,
     icl.attention's blocked kernel where it is faster (bf16 without AMX; sliding-window layers).
-    Restarts the peak-memory counter once loaded: peak_memory_mb() then tells what scoring needs,
+    Restarts the peak-memory counter once loaded: hardware.peak_memory_mb() then tells what scoring needs,
     weights included, without the transient of reading the files.
     """
     from transformers import AutoModelForCausalLM
