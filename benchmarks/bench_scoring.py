@@ -33,7 +33,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from icl import datasets, experiment, models, scoring  # noqa: E402
+from icl import datasets, experiment, hardware, models, precision, scoring  # noqa: E402
 from icl.config import base_config  # noqa: E402
 from icl.probs import log_softmax  # noqa: E402
 from icl.prompts import ExampleFormat  # noqa: E402
@@ -177,7 +177,7 @@ def our_way(model, work: Workload, batch_size: int | None) -> tuple[list[np.ndar
 
 def measure(way: str, model, before_mb: float, work: Workload, run) -> Measured:
     """Time `run()` (returning the label logits and the batch size) and record its peak memory."""
-    models.reset_peak_memory()
+    hardware.reset_peak_memory()
     synchronize()
     start = time.perf_counter()
     logits, batch = run()
@@ -185,8 +185,8 @@ def measure(way: str, model, before_mb: float, work: Workload, run) -> Measured:
     seconds = time.perf_counter() - start
     positions, classes = work.jobs[0].prompt.num_examples + 1, len(work.plan.label_tokens.ids)
     flops = sum(forward_flops(model, n, positions, classes) for n in work.lengths)
-    return Measured(way=way, dtype=models.dtype_name(model.dtype), batch=str(batch), seconds=seconds,
-                    prompts=len(work.jobs), tokens=sum(work.lengths), peak_mb=models.peak_memory_mb() - before_mb,
+    return Measured(way=way, dtype=precision.dtype_name(model.dtype), batch=str(batch), seconds=seconds,
+                    prompts=len(work.jobs), tokens=sum(work.lengths), peak_mb=hardware.peak_memory_mb() - before_mb,
                     model_flops=flops, logits=logits)
 
 
@@ -213,7 +213,7 @@ def fp32_ways(work: Workload) -> list[Measured]:
 
 def fast_ways(work: Workload, batches: list[str]) -> list[Measured]:
     """Ours as a run does it (model.dtype=auto), once per model.batch_size value."""
-    model, before = load(work.plan.model_spec, models.resolve_dtype('auto'))
+    model, before = load(work.plan.model_spec, precision.resolve_dtype('auto'))
     out = []
     for batch in batches:
         size = scoring.resolve_batch_size(batch if batch == 'auto' else int(batch))
@@ -262,7 +262,7 @@ def machine() -> dict:
     else:
         names = re.findall(r'^model name\s*:\s*(.+)$', Path('/proc/cpuinfo').read_text(), re.MULTILINE)
         device = f'{names[0] if names else platform.processor()}, {torch.get_num_threads()} threads'
-    return {'device': device, 'cores': os.cpu_count(), 'native_bf16': models.has_native_bf16(),
+    return {'device': device, 'cores': os.cpu_count(), 'native_bf16': hardware.has_native_bf16(),
             'load_average': [round(x, 2) for x in os.getloadavg()], 'torch': torch.__version__,
             'python': platform.python_version()}
 
@@ -304,7 +304,7 @@ def main() -> None:
     info = machine()
     device = torch.device('cuda' if torch.cuda.is_available() else 'cpu')
     size = args.matmul_size or (8192 if device.type == 'cuda' else 2048)
-    dtypes = {models.dtype_name(d): d for d in (torch.float32, models.resolve_dtype('auto'))}
+    dtypes = {precision.dtype_name(d): d for d in (torch.float32, precision.resolve_dtype('auto'))}
     matmul = {name: matmul_flops(dtype, device, size) for name, dtype in dtypes.items()}
     print(f"{info['device']}; torch {info['torch']}; load average {info['load_average']}")
     print('matmul ' + ', '.join(f'{name} {flops / 1e9:.0f} GFLOP/s' for name, flops in matmul.items())

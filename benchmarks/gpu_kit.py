@@ -21,7 +21,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from icl import models  # noqa: E402
+from icl import packaged  # noqa: E402
 from icl.config import REPO_ROOT  # noqa: E402
 
 KIT = REPO_ROOT / '.gpu'
@@ -34,7 +34,7 @@ LLAMA2_7B = dict(hidden_size=4096, intermediate_size=11008, num_hidden_layers=32
 def model_shapes() -> dict:
     """name -> transformers config: the packaged model's, and LLaMa-2-7B's layers on its tokenizer."""
     from transformers import AutoConfig, LlamaConfig
-    base = AutoConfig.from_pretrained(models.packaged_folder(models.resolve('smollm2-135m')))
+    base = AutoConfig.from_pretrained(packaged.packaged_folder('smollm2-135m'))
     return {'smollm2-135m': base,
             'llama2-7b-shape': LlamaConfig(**LLAMA2_7B, vocab_size=base.vocab_size, bos_token_id=base.bos_token_id,
                                            eos_token_id=base.eos_token_id, pad_token_id=base.pad_token_id)}
@@ -42,7 +42,7 @@ def model_shapes() -> dict:
 
 def pack_shapes(kit: Path) -> None:
     """kit/shapes/NAME/: each shape's config and the packaged model's tokenizer, no weights."""
-    tokenizer = models.packaged_folder(models.resolve('smollm2-135m'))
+    tokenizer = packaged.packaged_folder('smollm2-135m')
     for name, config in model_shapes().items():
         folder = kit / 'shapes' / name
         folder.mkdir(parents=True, exist_ok=True)

@@ -23,6 +23,7 @@ import pyarrow as pa
 
 from icl import results
 from icl.errors import UsageError
+from icl.packaged import cache_dir
 from icl.probs import class_log_probs, entropy
 from icl.prompts import LabelRule, change_points
 from icl.settings import DataSettings
@@ -332,7 +333,6 @@ def fetch_wandb_run(run_path: str, dest: Path | None = None) -> Path:
                          '(run `wandb login` on a machine with network, or give the run directory)')
     import wandb
 
-    from icl.models import cache_dir  # imports torch: only on this rare path
     dest = Path(dest) if dest else cache_dir() / 'wandb-runs' / entity / project / run_id
     try:
         run = wandb.Api(timeout=30).run(f'{entity}/{project}/{run_id}')

@@ -20,12 +20,20 @@ attention; in fp32 SDPA's causal kernel is the faster one) or, in bf16 or fp32, 
 sliding window with nothing else in it (no padding). Everything else goes to transformers' SDPA
 function unchanged.
 """
+import functools
+import logging
 import weakref
 
 import torch
-from transformers import AttentionInterface
-from transformers.integrations.sdpa_attention import sdpa_attention_forward
-from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, sdpa_mask
+import transformers
+
+try:  # transformers' private paths: if a later version moves them, models keep SDPA (use_for warns once)
+    from transformers import AttentionInterface
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+    from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, sdpa_mask
+    UNAVAILABLE = None
+except ImportError as error:
+    UNAVAILABLE = str(error)  # why this kernel cannot be plugged in
 
 NAME = 'icl_blocked'  # the attn_implementation name this module registers with transformers: every layer it serves
 WINDOWS_NAME = 'icl_blocked_windows'  # the same for sliding-window layers only (plain causal layers keep SDPA)
@@ -141,15 +149,26 @@ def implementation(dtype: torch.dtype, amx: bool, sliding_windows: bool) -> str 
 
 def use_for(model, amx: bool) -> bool:
     """Switch a model on the CPU to this attention where it pays (implementation()). False where it
-    does not pay, or the model does not take pluggable attention functions (it keeps its own)."""
+    does not pay, or the model does not take pluggable attention functions (it keeps its own), or this
+    transformers lacks the paths it plugs into (the model keeps SDPA; warns once)."""
     name = implementation(model.dtype, amx, has_sliding_windows(model))
     if name is None or not model.is_backend_compatible():
+        return False
+    if UNAVAILABLE is not None:
+        _warn_unavailable()
         return False
     model.set_attn_implementation(name)
     return True
 
 
-AttentionInterface.register(NAME, attention_forward)
-AttentionInterface.register(WINDOWS_NAME, windows_forward)
-for _name in (NAME, WINDOWS_NAME):  # the same masks as SDPA: None for plain causal attention
-    ALL_MASK_ATTENTION_FUNCTIONS.register(_name, sdpa_mask)
+@functools.cache  # once per process
+def _warn_unavailable() -> None:
+    logging.warning("icl.attention is off: transformers %s moved what it plugs into (%s); models keep transformers' "
+                    'SDPA attention, slower for long prompts on CPUs', transformers.__version__, UNAVAILABLE)
+
+
+if UNAVAILABLE is None:
+    AttentionInterface.register(NAME, attention_forward)
+    AttentionInterface.register(WINDOWS_NAME, windows_forward)
+    for _name in (NAME, WINDOWS_NAME):  # the same masks as SDPA: None for plain causal attention
+        ALL_MASK_ATTENTION_FUNCTIONS.register(_name, sdpa_mask)

@@ -22,7 +22,7 @@ import pandas as pd
 from ml_collections import config_dict
 from tqdm.auto import tqdm
 
-from icl import analysis, datasets, hypotheses, loaders, models, results, scoring
+from icl import analysis, datasets, hardware, hypotheses, loaders, models, packaged, precision, results, scoring
 from icl.config import noop_settings, to_dict, validate
 from icl.datasets import Repetition
 from icl.errors import OutOfMemory, RunStopped, UsageError
@@ -165,9 +165,9 @@ def plan(config: config_dict.ConfigDict) -> Plan:
     check_class_names(data)
     variants = datasets.variants_for(data)
     spec = models.resolve(config.model.name)
-    models.check_cache(spec)  # before the data: an unwritable cache fails in seconds
+    packaged.check_cache(spec.name)  # before the data: an unwritable cache fails in seconds
     first = datasets.repetition(data, 0)  # loads the data: missing files fail here
-    models.dtype_policy(config.model.name, config.model.dtype)
+    precision.dtype_policy(config.model.name, config.model.dtype)
     tokenizer = load_tokenizer(spec)
     label_tokens = scoring.label_tokens(tokenizer, first.format.example, datasets.all_classes(data))
     for variant, names in variants.items():
@@ -235,7 +235,7 @@ def hypothesis_lines(p: Plan) -> list[str]:
 
 def describe_plan(p: Plan) -> str:
     c = p.config
-    dtype, why = models.dtype_policy(c.model.name, c.model.dtype)
+    dtype, why = precision.dtype_policy(c.model.name, c.model.dtype)
     dtype += f', {why}' if c.model.dtype == 'auto' else ''  # why auto chose it
     source = p.model_spec.source or p.model_spec.package
     scanned = '' if p.scanned_repetitions >= c.n_repeats else \
@@ -269,7 +269,7 @@ def write_example_prompts(p: Plan, run_dir: Path) -> None:
 
 def versions() -> dict:
     """Python's and each of PACKAGES' version (None: not installed)."""
-    return {'python': sys.version.split()[0], **{package: models.installed_version(package) for package in PACKAGES}}
+    return {'python': sys.version.split()[0], **{package: packaged.installed_version(package) for package in PACKAGES}}
 
 
 def run_record(p: Plan) -> dict:
@@ -277,7 +277,7 @@ def run_record(p: Plan) -> dict:
     records = datasets.load(p.data).records  # loaded once per process (cached)
     return {'config': to_dict(p.config),
             'data': loaders.records_fingerprint(p.data.name, records, p.data.data_dir),
-            'dtype': models.dtype_policy(p.config.model.name, p.config.model.dtype)[0],
+            'dtype': precision.dtype_policy(p.config.model.name, p.config.model.dtype)[0],
             'model': models.describe(p.model_spec, p.model_config), 'versions': versions(),
             'command': sys.argv, 'created': datetime.datetime.now().isoformat(timespec='seconds')}
 
@@ -444,7 +444,7 @@ def score_repetitions(p: Plan, run_dir: Path, repetitions: list[int], tracker, g
     """
     config = p.config
     start = time.perf_counter()
-    dtype = models.DTYPES[models.dtype_policy(config.model.name, config.model.dtype)[0]]
+    dtype = precision.DTYPES[precision.dtype_policy(config.model.name, config.model.dtype)[0]]
     model = models.load_model(p.model_spec, dtype, gpus=gpus)
     load_s = time.perf_counter() - start
     scorer = scoring.Scorer(model, p.tokenizer, p.label_tokens, p.context,
@@ -481,8 +481,8 @@ def score_repetitions(p: Plan, run_dir: Path, repetitions: list[int], tracker, g
                     tracker.log_curves(analysis.curves(pd.concat(scored, ignore_index=True)))
     setup['timing'] = {'load_s': round(load_s, 3), 'scoring_s': round(time.perf_counter() - start, 3),
                        'prompts': scorer.prompts, 'tokens': scorer.tokens,
-                       'peak_memory_mb': round(models.peak_memory_mb(), 1),  # weights too: load_model reset it
-                       'dtype': models.dtype_name(dtype), 'device': str(scoring.output_device(model)),
+                       'peak_memory_mb': round(hardware.peak_memory_mb(), 1),  # weights too: load_model reset it
+                       'dtype': precision.dtype_name(dtype), 'device': str(scoring.output_device(model)),
                        'attention': model.config._attn_implementation}
     return setup
 

