@@ -30,7 +30,7 @@ from icl.probs import calibrate, class_log_probs
 from icl.processes import from_main, process_gpus, processes, wait_for_parts
 from icl.prompts import Prompt, change_points, stretches
 from icl.rundir import RunDir, default_run_dir, inspect_run_dir, lock_run_dir, start_run_dir, write_record
-from icl.tracking import NullTracker, Tracker, wandb_config
+from icl.tracking import AnyTracker, NullTracker, Tracker, wandb_config
 
 LIVE_CURVES = 20  # mean curves logged to wandb this often during a run, so long runs can be watched
 FULL_DISK = {errno.ENOSPC, errno.EDQUOT}  # write errors that end a run with one line (see stopped())
@@ -398,7 +398,7 @@ def dir_checks(p: Plan) -> dict:
             'variants': list(p.variants)}
 
 
-def score_and_finish(p: Plan, state, run_dir: Path, found: RunDir | None, tracker: Tracker | NullTracker) -> Path:
+def score_and_finish(p: Plan, state, run_dir: Path, found: RunDir | None, tracker: AnyTracker) -> Path:
     """Score this process's share of the repetitions still to do (process 0 knows them: `found`);
     process 0 then finishes the run."""
     config, main = p.config, state.is_main_process
@@ -419,7 +419,7 @@ def score_and_finish(p: Plan, state, run_dir: Path, found: RunDir | None, tracke
     return run_dir
 
 
-def stopped(error: BaseException, tracker: Tracker | NullTracker, run_dir: Path, n_repeats: int) -> RunStopped:
+def stopped(error: BaseException, tracker: AnyTracker, run_dir: Path, n_repeats: int) -> RunStopped:
     """Ctrl-C, a full disk or GPU memory running out while the run scores: one line (what is saved, how to
     resume) instead of a traceback; the wandb run is ended quietly."""
     tracker.stop(exit_code=130 if isinstance(error, KeyboardInterrupt) else 1)
@@ -474,7 +474,7 @@ def load_scoring(p: Plan, gpus: list[int] | None) -> LoadedModel:
     return LoadedModel(scorer, priors, setup_record(p, first, priors), load_s, computes_in)
 
 
-def score_repetitions(p: Plan, run_dir: Path, repetitions: list[int], tracker: Tracker | NullTracker,
+def score_repetitions(p: Plan, run_dir: Path, repetitions: list[int], tracker: AnyTracker,
                       gpus: list[int] | None, is_main: bool) -> dict:
     """Load the model and write one part per repetition; the setup record with `timing`. Process 0
     (`is_main`) writes setup.json before scoring and shows the progress bar."""
@@ -485,7 +485,7 @@ def score_repetitions(p: Plan, run_dir: Path, repetitions: list[int], tracker: T
 
 
 def score_parts(p: Plan, run_dir: Path, repetitions: list[int], loaded: LoadedModel,
-                tracker: Tracker | NullTracker, show_progress: bool) -> dict:
+                tracker: AnyTracker, show_progress: bool) -> dict:
     """Write one part per repetition, logging each to `tracker` and the mean curves every
     len(repetitions) // LIVE_CURVES; the setup record with `timing`."""
     config, setup, scorer = p.config, loaded.setup, loaded.scorer

@@ -145,3 +145,6 @@ class NullTracker:
 
     def finish(self) -> None:
         pass
+
+
+AnyTracker = Tracker | NullTracker  # what the scoring loop logs to, whichever process it runs in
