@@ -33,6 +33,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks import tolerances  # noqa: E402
 from icl import datasets, experiment, hardware, models, precision, scoring  # noqa: E402
 from icl.config import base_config  # noqa: E402
 from icl.probs import log_softmax  # noqa: E402
@@ -236,8 +237,8 @@ def agreement(plan, jobs: list[Job], reference: list[np.ndarray], other: list[np
     diffs, same = np.concatenate(diffs), np.concatenate(same)
     return {'log_prob_max_diff': float(diffs.max()), 'log_prob_mean_diff': float(diffs.mean()),
             'argmax_agreement': float(same.mean()),
-            'within_tolerance': bool(diffs.max() <= scoring.BF16_LOG_PROB_TOLERANCE
-                                     and same.mean() >= scoring.BF16_ARGMAX_AGREEMENT),
+            'within_tolerance': bool(diffs.max() <= tolerances.BF16_LOG_PROB_TOLERANCE
+                                     and same.mean() >= tolerances.BF16_ARGMAX_AGREEMENT),
             'accuracy_reference': float(np.concatenate(correct['reference']).mean()),
             'accuracy_other': float(np.concatenate(correct['other']).mean())}
 
@@ -281,7 +282,7 @@ def print_result(result: dict) -> None:
     print(f"label log-probs, ours vs original: max |diff| {agree['log_prob_max_diff']:.3f}, mean "
           f"{agree['log_prob_mean_diff']:.4f}, same argmax at {agree['argmax_agreement']:.1%} of positions "
           f"({'within' if agree['within_tolerance'] else 'OUTSIDE'} the stated tolerance "
-          f"{scoring.BF16_LOG_PROB_TOLERANCE}, {scoring.BF16_ARGMAX_AGREEMENT:.0%}); in-context accuracy "
+          f"{tolerances.BF16_LOG_PROB_TOLERANCE}, {tolerances.BF16_ARGMAX_AGREEMENT:.0%}); in-context accuracy "
           f"{agree['accuracy_reference']:.3f} (original) vs {agree['accuracy_other']:.3f}")
 
 

@@ -31,6 +31,7 @@ from icl.processes import from_main, process_gpus, processes, wait_for_parts
 from icl.prompts import Prompt, change_points, stretches
 from icl.rundir import RunDir, default_run_dir, inspect_run_dir, lock_run_dir, start_run_dir, write_record
 from icl.settings import DataSettings
+from icl.tracking import AnyTracker, NullTracker, Tracker, wandb_config
 
 LIVE_CURVES = 20  # mean curves logged to wandb this often during a run, so long runs can be watched
 FULL_DISK = {errno.ENOSPC, errno.EDQUOT}  # write errors that end a run with one line (see stopped())
@@ -357,7 +358,7 @@ def run_planned(p: Plan, state, run_dir: Path | None, dry_run: bool) -> Path | N
             tracker = open_tracked_run(p, found, record)
             write_example_prompts(p, run_dir)
             return found, tracker
-        found, tracker = in_main(state, start) or (None, None)
+        found, tracker = in_main(state, start) or (None, NullTracker())  # process 0 alone owns the wandb run
         try:
             return score_and_finish(p, state, run_dir, found, tracker)
         except (KeyboardInterrupt, OSError, OutOfMemory) as error:
@@ -386,7 +387,7 @@ def dir_checks(p: Plan) -> dict:
             'variants': list(p.variants)}
 
 
-def score_and_finish(p: Plan, state, run_dir: Path, found: RunDir | None, tracker) -> Path:
+def score_and_finish(p: Plan, state, run_dir: Path, found: RunDir | None, tracker: AnyTracker) -> Path:
     """Score this process's share of the repetitions still to do (process 0 knows them: `found`);
     process 0 then finishes the run."""
     config, main = p.config, state.is_main_process
@@ -398,7 +399,7 @@ def score_and_finish(p: Plan, state, run_dir: Path, found: RunDir | None, tracke
         return run_dir
     setup_path = run_dir / 'setup.json'
     if mine or not setup_path.is_file():
-        setup = score_repetitions(p, run_dir, mine, tracker, process_gpus(state))
+        setup = score_repetitions(p, run_dir, mine, tracker, process_gpus(state), is_main=main)
         setup['timing']['processes'] = state.num_processes  # the timing is process 0's
     else:  # nothing left to score: the model is not needed
         setup = results.read_json(setup_path)
@@ -407,12 +408,10 @@ def score_and_finish(p: Plan, state, run_dir: Path, found: RunDir | None, tracke
     return run_dir
 
 
-def stopped(error: BaseException, tracker, run_dir: Path, n_repeats: int) -> RunStopped:
+def stopped(error: BaseException, tracker: AnyTracker, run_dir: Path, n_repeats: int) -> RunStopped:
     """Ctrl-C, a full disk or GPU memory running out while the run scores: one line (what is saved, how to
     resume) instead of a traceback; the wandb run is ended quietly."""
-    if tracker is not None:
-        with contextlib.suppress(Exception):  # wandb may fail to write on a full disk too
-            tracker.run.finish(exit_code=130 if isinstance(error, KeyboardInterrupt) else 1)
+    tracker.stop(exit_code=130 if isinstance(error, KeyboardInterrupt) else 1)
     saved = len(results.completed_repetitions(run_dir, n_repeats))
     resume = f'{saved} of {n_repeats} repetitions are saved in {run_dir}; rerun the same command to resume'
     if isinstance(error, KeyboardInterrupt):
@@ -423,9 +422,8 @@ def stopped(error: BaseException, tracker, run_dir: Path, n_repeats: int) -> Run
                       status=1)
 
 
-def open_tracked_run(p: Plan, found: RunDir, record: dict):
+def open_tracked_run(p: Plan, found: RunDir, record: dict) -> Tracker:
     """Write config.json and start (or continue) the run's wandb run; the Tracker."""
-    from icl.tracking import Tracker, wandb_config
     record = start_run_dir(found, record)
     c = p.config
     tracker = Tracker(config=wandb_config(record), run_dir=found.path, debug=c.debug, note=c.note,
@@ -437,11 +435,18 @@ def open_tracked_run(p: Plan, found: RunDir, record: dict):
     return tracker
 
 
-def score_repetitions(p: Plan, run_dir: Path, repetitions: list[int], tracker, gpus: list[int] | None) -> dict:
-    """Load the model and write one part per repetition; the setup record with `timing`.
+@dataclasses.dataclass
+class LoadedModel:
+    """What scoring needs once the weights are loaded."""
+    scorer: scoring.Scorer
+    priors: dict[str, np.ndarray]  # per variant, over the names in the order its prompts show them
+    setup: dict  # setup.json's record, without its timing
+    load_s: float  # seconds the weights took to load
+    computes_in: dict  # setup.json's timing: the dtype, output device and attention the model computes with
 
-    With a tracker (process 0), also writes setup.json and logs each repetition to wandb.
-    """
+
+def load_scoring(p: Plan, gpus: list[int] | None) -> LoadedModel:
+    """Load the model and compute each variant's calibration prior."""
     config = p.config
     start = time.perf_counter()
     dtype = precision.DTYPES[precision.dtype_policy(config.model.name, config.model.dtype)[0]]
@@ -449,45 +454,56 @@ def score_repetitions(p: Plan, run_dir: Path, repetitions: list[int], tracker, g
     load_s = time.perf_counter() - start
     scorer = scoring.Scorer(model, p.tokenizer, p.label_tokens, p.context,
                             scoring.resolve_batch_size(config.model.batch_size))
-
     example_format = datasets.prompt_format(p.data).example
     prior_all = scoring.prior_logits(model, p.tokenizer, example_format, p.label_tokens.ids)
     priors = {v: scoring.prior_log_probs(prior_all, p.label_tokens.index(names))
               for v, names in p.shown_class_names.items()}
-    setup = setup_record(p, priors)
-    if tracker is not None:
-        results.write_json(run_dir / 'setup.json', setup)
+    computes_in = {'dtype': precision.dtype_name(dtype), 'device': str(scoring.output_device(model)),
+                   'attention': model.config._attn_implementation}
+    return LoadedModel(scorer, priors, setup_record(p, priors), load_s, computes_in)
 
+
+def score_repetitions(p: Plan, run_dir: Path, repetitions: list[int], tracker: AnyTracker,
+                      gpus: list[int] | None, is_main: bool) -> dict:
+    """Load the model and write one part per repetition; the setup record with `timing`. Process 0
+    (`is_main`) writes setup.json before scoring and shows the progress bar."""
+    loaded = load_scoring(p, gpus)
+    if is_main:
+        results.write_json(run_dir / 'setup.json', loaded.setup)
+    return score_parts(p, run_dir, repetitions, loaded, tracker, show_progress=is_main)
+
+
+def score_parts(p: Plan, run_dir: Path, repetitions: list[int], loaded: LoadedModel,
+                tracker: AnyTracker, show_progress: bool) -> dict:
+    """Write one part per repetition, logging each to `tracker` and the mean curves every
+    len(repetitions) // LIVE_CURVES; the setup record with `timing`."""
+    config, setup, scorer = p.config, loaded.setup, loaded.scorer
     start = time.perf_counter()
     per_repetition = len(p.variants) * config.dataset.config.num_test_samples
     live_every = max(1, len(repetitions) // LIVE_CURVES)
     scored = []  # this process's per-position metrics, for the live curves
     with tqdm(total=len(repetitions) * per_repetition, desc='prompts', unit='prompt',
-              disable=tracker is None) as progress:
+              disable=not show_progress) as progress:
         for done, repetition in enumerate(repetitions, 1):
-            rows = repetition_rows(p, scorer, repetition, priors, config.model.calibrate, progress)
-            part = results.write_part(run_dir, repetition, rows)
-            if tracker is not None:
-                tracker.save(part)
-                table = pd.DataFrame(rows)
-                means = query_accuracy(table)
-                if p.examples_per_prompt:
-                    scored.append(analysis.position_metrics(table, setup))
-                    means = means.merge(scored[-1].groupby('variant', sort=False)[list(analysis.METRICS)].mean()
-                                        .reset_index(), on='variant', sort=False)
-                tracker.log_repetition(repetition, means.drop(columns='repetitions'),
-                                       setup['dataset']['label_frequencies'])
-                if scored and done % live_every == 0 and done < len(repetitions):  # finish_run logs the final ones
-                    tracker.log_curves(analysis.curves(pd.concat(scored, ignore_index=True)))
-    setup['timing'] = {'load_s': round(load_s, 3), 'scoring_s': round(time.perf_counter() - start, 3),
-                       'prompts': scorer.prompts, 'tokens': scorer.tokens,
-                       'peak_memory_mb': round(hardware.peak_memory_mb(), 1),  # weights too: load_model reset it
-                       'dtype': precision.dtype_name(dtype), 'device': str(scoring.output_device(model)),
-                       'attention': model.config._attn_implementation}
-    return setup
+            rows = repetition_rows(p, scorer, repetition, loaded.priors, config.model.calibrate, progress)
+            tracker.save(results.write_part(run_dir, repetition, rows))
+            table = pd.DataFrame(rows)
+            means = query_accuracy(table)
+            if p.examples_per_prompt:
+                scored.append(analysis.position_metrics(table, setup))
+                means = means.merge(scored[-1].groupby('variant', sort=False)[list(analysis.METRICS)].mean()
+                                    .reset_index(), on='variant', sort=False)
+            tracker.log_repetition(repetition, means.drop(columns='repetitions'), setup['dataset']['label_frequencies'])
+            if scored and done % live_every == 0 and done < len(repetitions):  # finish_run logs the final ones
+                tracker.log_curves(analysis.curves(pd.concat(scored, ignore_index=True)))
+    timing = {'load_s': round(loaded.load_s, 3), 'scoring_s': round(time.perf_counter() - start, 3),
+              'prompts': scorer.prompts, 'tokens': scorer.tokens,
+              'peak_memory_mb': round(hardware.peak_memory_mb(), 1),  # weights too: load_model reset it
+              **loaded.computes_in}
+    return {**setup, 'timing': timing}
 
 
-def finish_run(p: Plan, run_dir: Path, setup: dict, tracker, others: list[int]) -> None:
+def finish_run(p: Plan, run_dir: Path, setup: dict, tracker: Tracker, others: list[int]) -> None:
     """Process 0, once the other processes' repetitions are on disk: setup.json, wandb curves, summary."""
     wait_for_parts(run_dir, others)
     for repetition in others:

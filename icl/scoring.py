@@ -20,9 +20,6 @@ from icl.prompts import ExampleFormat, Prompt
 from icl.settings import checked_batch_size
 
 PROBE_TEXT = 'A neutral sentence.'
-# A bf16 model's label log-probs against fp32's, measured on real SST-2 prompts (README, benchmark):
-BF16_LOG_PROB_TOLERANCE = 0.25  # bound on |difference| at any position, in nats
-BF16_ARGMAX_AGREEMENT = 0.95  # least share of positions with the same predicted class
 MAX_AUTO_BATCH = 64  # first try of model.batch_size='auto' on a GPU
 
 

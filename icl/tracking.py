@@ -9,7 +9,11 @@ projects work: the config flattened with '_' (`dataset_config_num_prompt_example
 `label_frequencies` and `guessing_acc`. One history row per repetition, with `repetition`
 as the step metric; curves are logged beside them without a repetition of their own; the
 final per-variant means (first / last window) go into the run's summary.
+
+Only process 0 of a run owns its wandb run; the other processes get a NullTracker, so the code
+that logs never asks which process it is in.
 """
+import contextlib
 import logging
 import netrc
 import os
@@ -104,8 +108,42 @@ class Tracker:
         if self.mode != 'disabled':
             self.run.save(str(path), base_path=str(self.run_dir), policy='now')
 
+    def stop(self, exit_code: int) -> None:
+        """End the wandb run of a run that stopped (exit_code: the command's); never raises, as wandb may
+        fail to write on a full disk too."""
+        with contextlib.suppress(Exception):
+            self.run.finish(exit_code=exit_code)
+
     def finish(self) -> None:
         offline_dir = Path(self.run.dir).parent if self.mode == 'offline' else None
         self.run.finish()
         if offline_dir is not None:
             logging.info('wandb run written offline; upload it with: wandb sync %s', offline_dir)
+
+
+class NullTracker:
+    """The tracker of the processes that do not own the wandb run: Tracker's methods, doing nothing."""
+
+    def info(self) -> dict:
+        return {'id': None, 'mode': None, 'path': None, 'dir': None}
+
+    def log_repetition(self, repetition: int, summary: pd.DataFrame, label_frequencies=None) -> None:
+        pass
+
+    def log_summary(self, summary: pd.DataFrame) -> None:
+        pass
+
+    def log_curves(self, curves: pd.DataFrame) -> None:
+        pass
+
+    def save(self, path: Path) -> None:
+        pass
+
+    def stop(self, exit_code: int) -> None:
+        pass
+
+    def finish(self) -> None:
+        pass
+
+
+AnyTracker = Tracker | NullTracker  # what the scoring loop logs to, whichever process it runs in

@@ -15,6 +15,7 @@ from icl import analysis, datasets, experiment, report, results, scoring
 from icl import config as icl_config
 from icl.errors import UsageError
 from icl.settings import DataSettings
+from icl.tracking import NullTracker
 
 N, REPEATS, SEED = 5, 2, 200
 NAMES = {'default': ['negative', 'positive'], 'flip': ['positive', 'negative']}
@@ -236,6 +237,53 @@ def test_every_query_keeps_its_own_context_rows_and_random_labels():
     assert metrics.equals(analysis.position_metrics(rows[rows['query'] == 0], setup))
 
 
+
+class CountingSameLogits(SameLogits):
+    """SameLogits with a Scorer's counts; notes whether setup.json exists each time it scores."""
+    prompts, tokens = 7, 70
+
+    def __init__(self, setup_path):
+        self.setup_path, self.setup_existed = setup_path, []
+
+    def score(self, prompts, progress=None):
+        self.setup_existed.append(self.setup_path.is_file())
+        return super().score(prompts, progress)
+
+
+def loaded_without_a_model(p: experiment.Plan, run_dir) -> experiment.LoadedModel:
+    priors = {variant: np.log([0.5, 0.5]) for variant in NAMES}
+    setup = experiment.setup_record(p, priors)
+    computes_in = {'dtype': 'float32', 'device': 'cpu', 'attention': 'sdpa'}
+    return experiment.LoadedModel(CountingSameLogits(run_dir / 'setup.json'), priors, setup, load_s=1.5,
+                                  computes_in=computes_in)
+
+
+@pytest.mark.parametrize('is_main', [True, False])
+def test_only_process_0_writes_setup_json_and_shows_progress(is_main, tmp_path, monkeypatch, capsys):
+    """Every process writes its parts; process 0 alone writes setup.json (before scoring) and the progress
+    bar; a NullTracker (the other processes') writes no wandb files."""
+    monkeypatch.chdir(tmp_path)
+    p = tiny_plan(('dataset.config.num_prompt_examples', '2'), ('n_repeats', '2'))
+    loaded = loaded_without_a_model(p, tmp_path / 'run')
+    monkeypatch.setattr(experiment, 'load_scoring', lambda plan, gpus: loaded)
+    (tmp_path / 'run' / 'results').mkdir(parents=True)
+
+    setup = experiment.score_repetitions(p, tmp_path / 'run', [0, 1], NullTracker(), None, is_main=is_main)
+
+    written = sorted(str(path.relative_to(tmp_path)) for path in tmp_path.rglob('*') if path.is_file())
+    parts = ['run/results/part-000000.parquet', 'run/results/part-000001.parquet']
+    assert written == parts + (['run/setup.json'] if is_main else [])
+    if is_main:
+        assert json.loads((tmp_path / 'run' / 'setup.json').read_text()) == json.loads(json.dumps(loaded.setup))
+    assert loaded.scorer.setup_existed == [is_main, is_main]  # written before the first repetition is scored
+    assert ('prompts:' in capsys.readouterr().err) == is_main
+    assert len(results.read_table(tmp_path / 'run')) == 2 * p.rows_per_repetition
+    timing = setup.pop('timing')
+    assert setup == loaded.setup
+    assert list(timing) == ['load_s', 'scoring_s', 'prompts', 'tokens', 'peak_memory_mb', 'dtype', 'device',
+                            'attention']
+    assert (timing['load_s'], timing['prompts'], timing['tokens'], timing['device']) == (1.5, 7, 70, 'cpu')
+
 @pytest.fixture(scope='module')
 def tracked_run(tmp_path_factory):
     """tiny_sentiment, reversed and random labels, two queries, wandb offline; (run dir, table, printed text)."""
@@ -295,8 +343,8 @@ def test_wandb_keeps_every_repetition_the_original_keys_and_the_summary(tracked_
     config = logged['config']
     assert (config['dataset_config_num_prompt_examples'], config['dataset_config_reverse_labels'],
             config['model_name'], config['n_repeats']) == (3, True, 'smollm2-135m', 3)
-    assert (config['CLASS_NAMES'], config['OLD_CLASS_NAMES'], config['dtype']) == ('DEFAULT_AND_FLIP', False,
-                                                                                    'float32')
+    assert (config['dataset_class_names_mode'], config['dataset_old_class_names'], config['dtype']) == (
+        'DEFAULT_AND_FLIP', False, 'float32')
 
 
 def test_zero_shot_run_scores_the_query_alone(tmp_path, smollm2_fp32, smollm2_tokenizer, capsys):

@@ -1,17 +1,14 @@
 """The GPU check's kit: model shapes of the stated sizes with a working tokenizer, and random
 weights that load through the tool's own model loading (here on the CPU)."""
-import importlib.util
 import shutil
 
 import torch
+from benchmark_modules import benchmark_module
 from transformers import AutoConfig, AutoModelForCausalLM
 
 from icl import models, scoring
-from icl.config import REPO_ROOT
 
-spec = importlib.util.spec_from_file_location('gpu_kit', REPO_ROOT / 'benchmarks' / 'gpu_kit.py')
-gpu_kit = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(gpu_kit)
+gpu_kit = benchmark_module('gpu_kit')
 
 
 def parameters(folder) -> int:

@@ -6,12 +6,15 @@ import types
 import numpy as np
 import pytest
 import torch
+from benchmark_modules import benchmark_module
 
 from icl import datasets, models, scoring
 from icl.config import base_config
 from icl.errors import OutOfMemory, UsageError
 from icl.probs import log_softmax
 from icl.settings import DataSettings
+
+tolerances = benchmark_module('tolerances')
 
 POSITIVE, NEGATIVE = 2731, 4633  # 'Ġpositive', 'Ġnegative' in SmolLM2's vocabulary (NOTES.md)
 CLASS_IDS = [POSITIVE, NEGATIVE, 17]
@@ -241,9 +244,9 @@ def test_bf16_label_log_probs_and_accuracy_match_fp32(smollm2_fp32, smollm2_bf16
         correct['fp32'].append(la[:-1].argmax(1) == prompt.true_labels)
         correct['bf16'].append(lb[:-1].argmax(1) == prompt.true_labels)
     diffs, same = np.concatenate(diffs), np.concatenate(same)
-    assert diffs.max() <= scoring.BF16_LOG_PROB_TOLERANCE
-    assert diffs.mean() <= scoring.BF16_LOG_PROB_TOLERANCE / 4
-    assert same.mean() >= scoring.BF16_ARGMAX_AGREEMENT
+    assert diffs.max() <= tolerances.BF16_LOG_PROB_TOLERANCE
+    assert diffs.mean() <= tolerances.BF16_LOG_PROB_TOLERANCE / 4
+    assert same.mean() >= tolerances.BF16_ARGMAX_AGREEMENT
     curve_fp32, curve_bf16 = np.mean(correct['fp32'], 0), np.mean(correct['bf16'], 0)  # accuracy per position
-    assert np.abs(curve_fp32 - curve_bf16).mean() <= 1 - scoring.BF16_ARGMAX_AGREEMENT
+    assert np.abs(curve_fp32 - curve_bf16).mean() <= 1 - tolerances.BF16_ARGMAX_AGREEMENT
     assert not np.isclose(diffs.max(), 0)  # the two really are different precisions

@@ -1,6 +1,8 @@
 """wandb runs need no account: without an API key they are written offline beside the run."""
+import inspect
+
 import pandas as pd
-from wandb_records import offline_run
+from wandb_records import finished_records, offline_run
 
 from icl import tracking
 
@@ -24,6 +26,7 @@ def test_without_api_key_the_run_is_offline_and_keeps_saved_files(tmp_path, monk
     tracker.finish()
 
     assert info['mode'] == 'offline' and info['path'].endswith(info['id']) and 'llm_debug' in info['path']
+    assert set(info) == set(tracking.NullTracker().info())
     offline = list((run_dir / 'wandb').glob('offline-run-*'))
     assert len(offline) == 1 and offline[0].name.endswith(info['id'])
     assert (offline[0] / 'files' / 'results' / 'part-000000.parquet').exists()
@@ -67,3 +70,43 @@ def test_wandb_config_uses_the_original_keys():
     assert tracking.wandb_config(record) == {
         'n_repeats': 3, 'dataset_name': 'sst2', 'dataset_class_names_mode': 'DEFAULT_ONLY',
         'dataset_config_num_prompt_examples': 5, 'dtype': 'float32'}
+
+
+def test_stop_ends_the_wandb_run_with_the_exit_code_and_never_raises(tmp_path, monkeypatch):
+    """A stopped run (Ctrl-C: 130) ends its wandb run marked failed; wandb failing too (a full disk) is ignored."""
+    monkeypatch.setenv('WANDB_MODE', 'offline')
+    tracker = tracking.Tracker(config={'dataset_name': 'x'}, run_dir=tmp_path, debug=True, note='t')
+    tracker.stop(exit_code=130)
+    [path] = tmp_path.glob('wandb/offline-run-*/run-*.wandb')
+    [exit_record] = [r for r in finished_records(path) if r.WhichOneof('record_type') == 'exit']
+    assert exit_record.exit.exit_code == 130
+
+    def full_disk(**kwargs):
+        raise OSError(28, 'No space left on device')
+    monkeypatch.setattr(tracker.run, 'finish', full_disk)
+    assert tracker.stop(exit_code=1) is None
+
+
+def public_methods(cls) -> dict[str, inspect.Signature]:
+    return {name: inspect.signature(member) for name, member in inspect.getmembers(cls, inspect.isfunction)
+            if not name.startswith('_')}
+
+
+def test_null_tracker_has_every_tracker_method_with_its_signature():
+    """Processes other than 0 log through a NullTracker: a method Tracker gains must be given to it too."""
+    assert public_methods(tracking.NullTracker) == public_methods(tracking.Tracker)
+    assert set(public_methods(tracking.Tracker)) >= {'info', 'log_repetition', 'log_summary', 'log_curves', 'save',
+                                                     'stop', 'finish'}
+
+
+def test_null_tracker_does_nothing(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv('WANDB_MODE', 'offline')
+    null, frame = tracking.NullTracker(), pd.DataFrame({'variant': ['default'], 'accuracy': [0.5]})
+    curves = pd.DataFrame({'variant': ['default'], 'metric': ['accuracy'], 'position': [0], 'mean': [0.5],
+                           'sem': [0.1], 'n': [2]})
+    returned = [null.log_repetition(0, frame, [0.5, 0.5]), null.log_summary(frame), null.log_curves(curves),
+                null.save(tmp_path / 'missing.parquet'), null.stop(exit_code=1), null.finish()]
+    assert returned == [None] * 6
+    assert null.info() == {'id': None, 'mode': None, 'path': None, 'dir': None}
+    assert list(tmp_path.iterdir()) == []  # no wandb folder, no file
