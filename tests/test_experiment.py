@@ -349,10 +349,9 @@ def test_wandb_keeps_every_repetition_the_original_keys_and_the_summary(tracked_
 
 def test_zero_shot_run_scores_the_query_alone(tmp_path, smollm2_fp32, smollm2_tokenizer, capsys):
     config = icl_config.apply_overrides(icl_config.base_config(), [
-        *TINY, ('dataset.config.num_prompt_examples', '0'), ('n_repeats', '2')])
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv('CLASS_NAMES', 'DEFAULT_ONLY')
-        run_dir = experiment.run(config, run_dir=tmp_path / 'zero')
+        *TINY, ('dataset.config.num_prompt_examples', '0'), ('n_repeats', '2'),
+        ('dataset.class_names_mode', 'DEFAULT_ONLY')])
+    run_dir = experiment.run(config, run_dir=tmp_path / 'zero')
     table = results.read_table(run_dir)
     assert table[['repetition', 'position', 'is_query', 'query']].values.tolist() == [[0, 0, True, 0], [1, 0, True, 0]]
     test = datasets.load(DataSettings.from_config(config)).test_data
@@ -376,10 +375,11 @@ def test_zero_shot_run_scores_the_query_alone(tmp_path, smollm2_fp32, smollm2_to
 def test_plan_notes_name_settings_that_change_nothing(monkeypatch):
     monkeypatch.setenv('OLD_CLASS_NAMES', 'TRUE')
     config = icl_config.apply_overrides(icl_config.base_config(), [*TINY, ('dataset.config.flip_labels_multi', 'true')])
-    assert experiment.plan_notes(config) == [
+    assert experiment.plan_notes(config, DataSettings.from_config(config)) == [
         'dataset.config.flip_labels_multi=True changes nothing without flip_labels_after or flip_labels_after_halfway '
         '(nothing is flipped)',
         'OLD_CLASS_NAMES=TRUE changes nothing for tiny_sentiment (only for medical_questions_pairs, mrpc, wnli, rte, '
         'hate_speech)']
     monkeypatch.setenv('OLD_CLASS_NAMES', 'FALSE')
-    assert experiment.plan_notes(icl_config.apply_overrides(icl_config.base_config(), TINY)) == []
+    config = icl_config.apply_overrides(icl_config.base_config(), TINY)
+    assert experiment.plan_notes(config, DataSettings.from_config(config)) == []
