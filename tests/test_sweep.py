@@ -1,5 +1,6 @@
 """python -m icl.sweep: expanding a study file, validating it, running it through submitit (locally and
 on stand-in SLURM commands), surviving killed and pre-empted jobs, and reporting each run's state."""
+import hashlib
 import json
 import os
 import re
@@ -169,6 +170,11 @@ def test_runs_md_expands_to_its_distinct_commands():
     runs = study.expand(REPO_ROOT / 'runs.md')
     assert len(runs) == 450  # 455 lines; the quick reference repeats 5 of them
     assert sum(len(r.sources) for r in runs) == 455
+    # run directory names are stable across versions (a sweep resumes by them); these are the names of 2026-11
+    assert (runs[0].name, runs[-1].name) == ('sst2-Llama-2-70b-default-961c80541c',
+                                             'ag_news-Llama-2-70b-centered_flip_labels_both_directions-6d66c234cc')
+    assert hashlib.sha1(' '.join(r.name for r in runs).encode()).hexdigest() == \
+        'c274ab3a06eaf24a98df529566e8d5e10d6dd7e3'
     assert len(study.expand(REPO_ROOT / 'runs.md', substitutions=[('model.name', 'smollm2-135m')])) == 90
 
 
@@ -312,8 +318,7 @@ def test_plan_estimates_time_from_finished_runs_and_a_changed_run_directory_is_r
     assert sorted(p.name for p in root.iterdir()) == ['finished', 'other']  # nothing written
 
     (root / run.name).mkdir()
-    with study.class_names_env('DEFAULT_ONLY'):
-        record = experiment.run_record(experiment.plan(study.resolve_config(run.flags)))
+    record = experiment.run_record(experiment.plan(study.resolve_config(run.flags, 'DEFAULT_ONLY')))
     record['config']['random_seed'] = 7
     results.write_json(root / run.name / 'config.json', record)
     assert main([str(path), f'--root={root}']) == 2

@@ -11,7 +11,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 
-from icl import experiment, results
+from icl import datasets, experiment, results
 from icl.errors import UsageError
 from icl.rundir import inspect_run_dir
 from icl.sweep.status import is_finished
@@ -50,7 +50,7 @@ def estimated_tokens(p: experiment.Plan) -> int:
     repetitions, spread over the run, x tokens per character of one tokenised prompt x prompts."""
     config = p.config
     sample = range(0, config.n_repeats, max(1, config.n_repeats // TOKEN_SAMPLE))
-    texts = [experiment.first_query_prompt(experiment.make_dataset(config, r, None)).text for r in sample]
+    texts = [experiment.first_query_prompt(datasets.repetition(p.data, r)).text for r in sample]
     per_char = len(p.tokenizer(texts[0], add_special_tokens=True)['input_ids']) / len(texts[0])
     return round(sum(map(len, texts)) / len(texts) * per_char * p.num_prompts)
 
