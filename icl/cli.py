@@ -59,8 +59,9 @@ class Parser(argparse.ArgumentParser):
             return f'--{name[2:]}=False'
         return arg
 
-    def parse_args(self, args: Sequence[str], namespace=None) -> argparse.Namespace:
-        parsed, extra = self.parse_known_args([self.spelled_out(arg) for arg in args], namespace)
+    def parse_args(self, args: Sequence[str] | None = None, namespace=None) -> argparse.Namespace:
+        given = sys.argv[1:] if args is None else args
+        parsed, extra = self.parse_known_args([self.spelled_out(arg) for arg in given], namespace)
         if extra:
             raise UsageError(f"unexpected argument '{extra[0]}'; {self.hint}")
         return parsed
