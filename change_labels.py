@@ -11,36 +11,43 @@ The environment variable CLASS_NAMES chooses the label-name variants a run score
 every variant of the dataset), DEFAULT_ONLY, or DEFAULT_AND_FLIP (default and flipped names), e.g.
   CLASS_NAMES=DEFAULT_ONLY python change_labels.py --dataset.config.random_labels=True
 """
-import logging
 import sys
 from pathlib import Path
 
-from absl import app, flags
-
+from icl import cli
 from icl import config as icl_config
-from icl.errors import RunStopped, UsageError
+from icl.errors import UsageError
 
-flags.DEFINE_string('config', str(icl_config.DEFAULT_CONFIG), 'ml_collections config file to start from.')
-flags.DEFINE_string('workdir', None, 'Run directory (default: runs/<dataset>-<model>[-<note>]-<time>). '
-                    'An existing run directory of the same config is resumed.')
-flags.DEFINE_string('resume', None, 'Run directory to resume (same as --workdir).')
-flags.DEFINE_bool('dry_run', False, 'Validate and print the plan without loading the model or scoring.')
-flags.DEFINE_bool('show_prompt', False, "Print each variant's first query prompt exactly as scored.")
-flags.DEFINE_bool('help_keys', False, 'List every config key with its default and description, and exit.')
-FLAGS = flags.FLAGS
-OWN_FLAGS = {'config', 'workdir', 'resume', 'dry_run', 'show_prompt', 'help_keys'}
+# Ctrl-C before the first repetition is scored (later, experiment.run reports it as RunStopped)
+INTERRUPTED = 'interrupted before any repetition was scored; rerun the same command to start again'
 
 
-def main(argv: list[str], overrides: list[tuple[str, str]]) -> None:
-    log_to_stdout()
-    if len(argv) > 1:
-        raise UsageError(f"unexpected argument '{argv[1]}'; flags look like --key=value")
-    config = icl_config.apply_overrides(icl_config.load_config(FLAGS.config), overrides)
-    if FLAGS.help_keys:
+def parser() -> cli.Parser:
+    """The program's own flags; every other `--key=value` is a config override (icl.config.split_argv)."""
+    p = cli.Parser(prog='change_labels.py', description=__doc__, hint='flags look like --key=value')
+    p.add_argument('--config', default=str(icl_config.DEFAULT_CONFIG), help='ml_collections config file to start '
+                   'from (default: configs/default.py)')
+    p.add_argument('--workdir', help='run directory (default: runs/<dataset>-<model>[-<note>]-<time>); an existing '
+                   'run directory of the same config is resumed')
+    p.add_argument('--resume', help='run directory to resume (same as --workdir)')
+    p.add_switch('dry_run', 'validate and print the plan without loading the model or scoring')
+    p.add_switch('show_prompt', "print each variant's first query prompt exactly as scored")
+    p.add_switch('help_keys', 'list every config key with its default and description, and exit')
+    return p
+
+
+def main(argv: list[str]) -> None:
+    """The program; argv[0] is its name."""
+    own = parser()
+    overrides, rest = icl_config.split_argv(argv, own.option_names)
+    args = own.parse_args(rest[1:])
+    config = icl_config.apply_overrides(icl_config.load_config(args.config), overrides)
+    if args.help_keys:
         print(help_keys(config))
         return
     from icl import experiment  # heavy imports (torch) only once the flags are fine
-    experiment.run(config, run_dir=run_dir(), dry_run=FLAGS.dry_run, show_prompt=FLAGS.show_prompt)
+    experiment.run(config, run_dir=run_dir(args.workdir, args.resume), dry_run=args.dry_run,
+                   show_prompt=args.show_prompt)
 
 
 def help_keys(config) -> str:
@@ -52,73 +59,21 @@ def help_keys(config) -> str:
     return '\n'.join(f'{line:<{width}}  # {text}' if text else line for line, text in lines)
 
 
-class _Stdout:
-    """sys.stdout as it is when written to (tests swap it)."""
-
-    def write(self, text: str) -> int:
-        return sys.stdout.write(text)
-
-    def flush(self) -> None:
-        sys.stdout.flush()
-
-    def close(self) -> None:
-        """The handler closes its stream at exit; stdout stays Python's to close."""
-
-
-def log_to_stdout() -> None:
-    """Informational log lines go to stdout, so that stderr of a failing command is its one error line."""
-    from absl import logging as absl_logging  # app.run has made its handler the root logger's
-    absl_logging.get_absl_handler().python_handler.stream = _Stdout()
-
-
-def run_dir() -> str | None:
+def run_dir(workdir: str | None, resume: str | None) -> str | None:
     """--workdir, or --resume, which must name an existing run directory."""
-    if FLAGS.resume is None:
-        return FLAGS.workdir
-    if FLAGS.workdir is not None and Path(FLAGS.workdir).resolve() != Path(FLAGS.resume).resolve():
-        raise UsageError(f"--resume='{FLAGS.resume}' and --workdir='{FLAGS.workdir}' name different folders; give one")
-    if not (Path(FLAGS.resume) / 'config.json').is_file():
-        raise UsageError(f"--resume='{FLAGS.resume}' is not a run directory (it has no config.json)")
-    return FLAGS.resume
-
-
-def parse_flags(argv: list[str]) -> list[str]:
-    """absl's flag parsing, from this program's defaults (run_command may run many times in one
-    process); its errors become a UsageError."""
-    for name in OWN_FLAGS:
-        FLAGS[name].unparse()
-    try:
-        return FLAGS(argv)
-    except flags.Error as error:
-        raise UsageError(str(error).splitlines()[0]) from None
+    if resume is None:
+        return workdir
+    if workdir is not None and Path(workdir).resolve() != Path(resume).resolve():
+        raise UsageError(f"--resume='{resume}' and --workdir='{workdir}' name different folders; give one")
+    if not (Path(resume) / 'config.json').is_file():
+        raise UsageError(f"--resume='{resume}' is not a run directory (it has no config.json)")
+    return resume
 
 
 def run_command(argv: list[str]) -> int:
-    """Run one command line (argv[0] is the program) in this process; return its exit status:
-    0; 2 after printing a usage error as one line; after one line, 130 for Ctrl-C and 1 for a run
-    stopped by a full disk."""
-    try:
-        overrides, absl_argv = icl_config.split_argv(argv, OWN_FLAGS)
-        app.run(lambda rest: main(rest, overrides), argv=absl_argv, flags_parser=parse_flags)
-    except UsageError as error:
-        print(f'error: {error}', file=sys.stderr)
-        return 2
-    except RunStopped as error:
-        print(f'error: {error}', file=sys.stderr)
-        return error.status
-    except KeyboardInterrupt:  # before the run scored anything (later: RunStopped)
-        print('error: interrupted before any repetition was scored; rerun the same command to start again',
-              file=sys.stderr)
-        return 130
-    except SystemExit as done:  # app.run ends with sys.exit(main(...)); --help exits too
-        return done.code if isinstance(done.code, int) else 0 if done.code is None else 1
-    return 0
-
-
-def cli(argv: list[str]) -> None:
-    logging.basicConfig(format='%(asctime)s %(levelname)-8s %(message)s', level=logging.INFO, datefmt='%H:%M:%S')
-    sys.exit(run_command(argv))
+    """Run one command line (argv[0] is the program) in this process; return its exit status (icl.cli)."""
+    return cli.exit_status(main, argv, INTERRUPTED)
 
 
 if __name__ == '__main__':
-    cli(sys.argv)
+    sys.exit(run_command(sys.argv))

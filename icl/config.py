@@ -113,7 +113,7 @@ def parse_value(text: str) -> Any:
 
 
 def split_argv(argv: list[str], own_flags: set[str]) -> tuple[list[tuple[str, str]], list[str]]:
-    """Separate `--key=value` config overrides from the flags the program defines itself.
+    """Separate `--key=value` config overrides from the flags the program defines itself (`--help` among them).
 
     Returns (overrides, remaining argv). `--config.key=value` is accepted as `--key=value`.
     """
@@ -121,8 +121,6 @@ def split_argv(argv: list[str], own_flags: set[str]) -> tuple[list[tuple[str, st
     for arg in argv[1:]:
         name = arg[2:].split('=', 1)[0] if arg.startswith('--') else ''
         if not name or name in own_flags or name.startswith('no') and name[2:] in own_flags:
-            rest.append(arg)
-        elif name in ('help', 'helpfull', 'helpshort'):
             rest.append(arg)
         elif '=' not in arg:
             raise UsageError(f"flag '{arg}' needs a value: --{name}=VALUE")

@@ -25,7 +25,7 @@ from pathlib import Path
 import matplotlib
 import pandas as pd
 
-from icl import analysis, hypotheses, pairing, plots, results, study
+from icl import analysis, cli, hypotheses, pairing, plots, results, study
 from icl.analysis import Run
 from icl.errors import UsageError
 from icl.study import interval_text, main_variant, markdown_table, save
@@ -218,12 +218,12 @@ def write_report(runs: Sequence[Run], out: Path, smooth_n: int = 1, choose_logit
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog='python -m icl.report', description=__doc__.split('\n')[0])
+    parser = cli.Parser(prog='python -m icl.report', description=__doc__)
     parser.add_argument('runs', nargs='+', help='run directories or wandb run paths ENTITY/PROJECT/RUN_ID')
     parser.add_argument('--out', type=Path, help='output folder (default: RUN_DIR/report of the first run)')
     parser.add_argument('--smooth', type=int, default=1, help='moving average over N positions (default 1: none)')
     parser.add_argument('--choose_logits', help="figures: read every variant's logits with this variant's names")
-    parser.add_argument('--invert_logits', action='store_true', help='figures: rotate the class names by one')
+    parser.add_switch('invert_logits', 'figures: rotate the class names by one')
     parser.add_argument('--labels', choices=list(analysis.LABEL_COLUMNS), default='true',
                         help='figures: score against the original labels (paper) or the labels shown in context')
     parser.add_argument('--window', type=int, default=10, help='late positions averaged by NH1/NH2 (default 10)')
@@ -257,9 +257,10 @@ def main(argv: Sequence[str] | None = None) -> Path:
     return summary
 
 
+def command(argv: list[str]) -> None:
+    """The program (its exit status: icl.cli)."""
+    main(argv)
+
+
 if __name__ == '__main__':
-    try:
-        main()
-    except UsageError as error:
-        print(f'error: {error}', file=sys.stderr)
-        sys.exit(2)
+    sys.exit(cli.exit_status(command, sys.argv[1:], 'interrupted: the report may be incomplete; run it again'))

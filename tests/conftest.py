@@ -80,7 +80,7 @@ def smollm2_fp32(smollm2_spec):
 
 @pytest.fixture(scope='session')
 def change_labels():
-    """change_labels.py as a module, imported once (it defines absl flags); run_command(argv) -> exit status."""
+    """change_labels.py as a module, imported once; run_command(argv) -> exit status."""
     import importlib
     import sys
     if str(REPO_ROOT) not in sys.path:

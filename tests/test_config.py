@@ -18,7 +18,7 @@ from icl.config import (
 )
 from icl.errors import UsageError
 
-OWN_FLAGS = {'config', 'workdir', 'resume', 'dry_run', 'show_prompt', 'help_keys'}  # change_labels.py's own flags
+OWN_FLAGS = {'config', 'workdir', 'resume', 'dry_run', 'show_prompt', 'help_keys', 'help'}  # change_labels.py's own
 
 
 def configured(*flags: str):

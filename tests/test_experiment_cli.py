@@ -42,7 +42,7 @@ def snapshot(folder: Path) -> dict:
     return entries
 
 
-LOG_LINE = re.compile(r'^[IWEF]\d{4} [\d:.]+ +\d+ \S+:\d+\] .*\n', re.MULTILINE)  # absl's format
+LOG_LINE = re.compile(r'^\d\d:\d\d:\d\d (DEBUG|INFO|WARNING|ERROR|CRITICAL) .*\n', re.MULTILINE)  # icl.cli's format
 
 
 def printed(out: str) -> str:
@@ -158,7 +158,8 @@ CASES = {
                     r"unknown config key 'dataset\.config\.num_prompt_exampels'; "
                     r'did you mean dataset\.config\.num_prompt_examples'),
     'wrong type': (_in_existing_run, ['--n_repeats=many'], r"config key 'n_repeats' expects int, got 'many'"),
-    'wrong type of an own flag': (_in_existing_run, ['--dry_run=maybe'], r'--dry_run=maybe'),
+    'wrong type of an own flag': (_in_existing_run, ['--dry_run=maybe'], r"^error: --dry_run: 'maybe' is not True or "
+                                                                          r'False$'),
     'stray argument': (_in_existing_run, ['again'], r"unexpected argument 'again'"),
     'zero repetitions': (_in_existing_run, ['--n_repeats=0'], r'n_repeats=0 must be at least 1'),
     'negative repetitions': (_in_existing_run, ['--n_repeats=-5'], r'n_repeats=-5 must be at least 1'),

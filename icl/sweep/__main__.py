@@ -12,25 +12,20 @@ of them stops the sweep with one line naming its command. Running the same sweep
 finished runs and resumes partial ones.
 """
 import argparse
-import logging
 import os
 import sys
 from pathlib import Path
 
+from icl import cli
 from icl.errors import UsageError
 from icl.sweep import jobs, plan, status, study
 
 SLURM_PREFIX = '--slurm.'
+INTERRUPTED = 'interrupted: the runs keep what they finished; run the same sweep again to resume'
 
 
-class Parser(argparse.ArgumentParser):
-    def error(self, message: str):
-        raise UsageError(message)
-
-
-def parser() -> Parser:
-    p = Parser(prog='python -m icl.sweep', allow_abbrev=False, description=__doc__,
-               formatter_class=argparse.RawDescriptionHelpFormatter)
+def parser() -> cli.Parser:
+    p = cli.Parser(prog='python -m icl.sweep', description=__doc__)
     p.add_argument('file', help="a study file in runs.md's format, or 'status'")
     p.add_argument('--root', required=True, help='folder of the sweep: one run directory per run')
     p.add_argument('--where', action='append', default=[], metavar='KEY=V1,V2',
@@ -40,14 +35,8 @@ def parser() -> Parser:
     p.add_argument('--launcher', choices=('local', 'slurm'), default='local')
     p.add_argument('--parallel', type=int, default=1, help='local launcher: runs at a time')
     p.add_argument('--processes', type=int, help="processes per run under accelerate launch (default: the command's)")
-    p.add_argument('--dry_run', type=bool_text, default=False, help='True: validate every run and print the plan only')
+    p.add_switch('dry_run', 'True: validate every run and print the plan only')
     return p
-
-
-def bool_text(text: str) -> bool:
-    if text.lower() not in ('true', 'false'):
-        raise argparse.ArgumentTypeError(f"'{text}' is not True or False")
-    return text.lower() == 'true'
 
 
 def parse(argv: list[str]) -> tuple[argparse.Namespace, dict[str, str]]:
@@ -115,20 +104,17 @@ def launch_slurm(todo: list, _plans: list, root: Path, _args: argparse.Namespace
 LAUNCH = {'local': launch_local, 'slurm': launch_slurm}
 
 
+def command(argv: list[str]) -> int:
+    args, slurm = parse(argv)
+    if args.file == 'status':
+        return show_status(Path(args.root))
+    return sweep(args, slurm)
+
+
 def main(argv: list[str]) -> int:
-    try:
-        args, slurm = parse(argv)
-        if args.file == 'status':
-            return show_status(Path(args.root))
-        return sweep(args, slurm)
-    except UsageError as error:
-        print(f'error: {error}', file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print('interrupted: the runs keep what they finished; run the same sweep again to resume', file=sys.stderr)
-        return 130
+    """The program (ARGV without its name); its exit status (icl.cli)."""
+    return cli.exit_status(command, argv, INTERRUPTED)
 
 
 if __name__ == '__main__':
-    logging.basicConfig(format='%(asctime)s %(levelname)-8s %(message)s', level=logging.INFO, datefmt='%H:%M:%S')
     sys.exit(main(sys.argv[1:]))

@@ -17,12 +17,14 @@ from pathlib import Path
 
 import submitit
 
+from icl import cli
 from icl.config import REPO_ROOT, autotype
 from icl.errors import UsageError
 from icl.settings import CLASS_NAMES_ENV
 from icl.sweep.status import jobs_dir, read_state, state_path, write_state
 from icl.sweep.study import SCRIPT, Run, resolve_config
 
+logging.getLogger('submitit').propagate = False  # it prints its lines itself: not a second time through ours
 LOCAL_TIMEOUT_MIN = 7 * 24 * 60  # submitit's local default (2 minutes) would cut runs short
 POLL_S = 0.5
 
@@ -42,7 +44,7 @@ class RunJob(submitit.helpers.Checkpointable):
         return [SCRIPT, *self.run.flags, f'--workdir={self.run_dir}']
 
     def __call__(self) -> str:
-        logging.basicConfig(format='%(asctime)s %(levelname)-8s %(message)s', level=logging.INFO, datefmt='%H:%M:%S')
+        cli.log_to_stdout()
         info = job_info()
         write_state(self.root, self.run.name, 'running', pid=os.getpid(), **info)
         try:
