@@ -10,6 +10,7 @@ Every `--key.sub=value` flag overrides configs/default.py (or the file given wit
 The environment variable CLASS_NAMES chooses the label-name variants a run scores: ALL (the default:
 every variant of the dataset), DEFAULT_ONLY, or DEFAULT_AND_FLIP (default and flipped names), e.g.
   CLASS_NAMES=DEFAULT_ONLY python change_labels.py --dataset.config.random_labels=True
+It is the default of the config key dataset.class_names_mode (--dataset.class_names_mode=DEFAULT_ONLY).
 """
 import sys
 from pathlib import Path
