@@ -25,6 +25,7 @@ from ml_collections import config_dict
 from icl import results
 from icl.config import flatten
 from icl.errors import UsageError
+from icl.settings import ENV_DEFAULTS
 
 LOCK_WAIT_S = 2  # a launch waits this long for the lock (a dry run's lock_holder probe holds it for an instant)
 EXTENSIBLE = 'n_repeats'  # the one setting a resume may change (upwards: repetition r depends only on seed + r)
@@ -156,6 +157,11 @@ def data_differences(old: dict, new: dict) -> list[str]:
     return found
 
 
+def _env_of(key: str) -> str:
+    """' (CLASS_NAMES)' for a key whose default an environment variable sets, so the message names what was set."""
+    return f' ({ENV_DEFAULTS[key]})' if key in ENV_DEFAULTS else ''
+
+
 def _short(value) -> str:
     text = repr(value)
     return text if len(text) <= 40 else text[:37] + '...'
@@ -182,7 +188,7 @@ def check_same_run(path: Path, old: dict, new: dict) -> int | None:
     differing = config_differences(old, new)
     extended = differing.pop(EXTENSIBLE, None)
     if differing:
-        shown = ', '.join(f'{key} {_short(a)} -> {_short(b)}' for key, (a, b) in differing.items())
+        shown = ', '.join(f'{key}{_env_of(key)} {_short(a)} -> {_short(b)}' for key, (a, b) in differing.items())
         raise UsageError(f"'{path}' holds a run of a different config ({shown}); resume it with its own "
                          'command (see its config.json) or use a new --workdir')
     if extended is not None and extended[1] < extended[0]:

@@ -53,6 +53,9 @@ OLD_CLASS_NAMES_ENV = 'OLD_CLASS_NAMES'  # TRUE: the original's yes/no names; th
 OLD_CLASS_NAMES_VALUES = ('TRUE', 'FALSE')
 
 
+ENV_DEFAULTS = {'dataset.class_names_mode': CLASS_NAMES_ENV, 'dataset.old_class_names': OLD_CLASS_NAMES_ENV}
+
+
 def class_names_from_env() -> str:
     """$CLASS_NAMES (unset means ALL): the default of dataset.class_names_mode; any other value is an error."""
     mode = os.environ.get(CLASS_NAMES_ENV) or 'ALL'

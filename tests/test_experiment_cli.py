@@ -191,7 +191,8 @@ CASES = {
                                       r'holds a run of 2 repetitions; --n_repeats=1 would shrink it: resume with '
                                       r'--n_repeats=2 \(or more, to extend it\)$'),
     'resume with other CLASS_NAMES': (_class_names('DEFAULT_AND_FLIP'), [],
-                                      r"different config \(CLASS_NAMES 'DEFAULT_ONLY' -> 'DEFAULT_AND_FLIP'\)"),
+                                      r"different config \(dataset\.class_names_mode \(CLASS_NAMES\) "
+                                      r"'DEFAULT_ONLY' -> 'DEFAULT_AND_FLIP'\)"),
     'workdir under a file': (_under_a_file, [], r"cannot create run directory '.*/a_file/run': '.*/a_file' is not a "
                                                 r'folder'),
     'read-only workdir': (_read_only_folder, [], r"cannot write run directory '.*/locked/run': Permission denied"),
@@ -385,7 +386,7 @@ def test_show_prompt_prints_what_is_scored_and_every_run_keeps_it(change_labels,
 def test_help_keys_gives_each_key_its_default_and_description(change_labels, capsys):
     assert change_labels.run_command(['change_labels.py', '--help_keys', '--n_repeats=7']) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert len(lines) == 32 and all('  # ' in line for line in lines)
+    assert len(lines) == 31 and all('  # ' in line for line in lines)
     assert [re.sub(r' {2,}', '  ', line) for line in lines if line.startswith(('n_repeats', 'dataset.config.num_p'))] \
         == ['dataset.config.num_prompt_examples = 20  # in-context examples per prompt (0: zero-shot, the query alone)',
             'n_repeats = 7  # repetitions: independent draws of in-context examples']
