@@ -33,14 +33,17 @@ def real_data_dir() -> Path:
 
 
 # Whole modules that start processes (sweeps, launchers, kill-and-resume, the notebook, runs.md's 455 dry runs),
-# and the single tests that run the command line as a real process: `make test` runs them, `-m "not slow"` not.
+# the single tests that run the command line as a real process, and the tests of whole scored runs (their
+# fixtures score several runs with the model): `make test` runs them, `-m "not slow"` not.
 SLOW_MODULES = {'test_sweep', 'test_resume', 'test_processes', 'test_notebook', 'test_runs_md'}
 SLOW_NAME_PARTS = ('real_process', 'dequantis', 'gemma')
+SLOW_FIXTURES = {'run_dirs', 'sst2_dirs', 'study_root', 'tracked_run', 'sst2_run', 'smollm2_bf16'}
 
 
 def pytest_collection_modifyitems(items) -> None:
     for item in items:
-        if item.module.__name__ in SLOW_MODULES or any(part in item.name for part in SLOW_NAME_PARTS):
+        if (item.module.__name__ in SLOW_MODULES or any(part in item.name for part in SLOW_NAME_PARTS)
+                or SLOW_FIXTURES & set(item.fixturenames)):
             item.add_marker(pytest.mark.slow)
 
 
