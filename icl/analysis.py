@@ -11,6 +11,7 @@ Runs are read from a local run directory, or from wandb (ENTITY/PROJECT/RUN_ID, 
 once into the cache; needs an API key and network).
 """
 import dataclasses
+import functools
 import re
 import warnings
 from collections import Counter
@@ -139,10 +140,6 @@ class Run:
     table: pd.DataFrame
 
     @property
-    def data_config(self) -> dict:
-        return self.record['config']['dataset']['config']
-
-    @property
     def variants(self) -> list[str]:
         return list(dict.fromkeys(self.table['variant']))
 
@@ -175,15 +172,15 @@ class Run:
     @property
     def group(self) -> tuple[str, str, int]:
         """(dataset, model, examples per prompt): only runs of one group are ever compared."""
-        c = self.record['config']
-        return c['dataset']['name'], c['model']['name'], int(self.data_config['num_prompt_examples'])
+        return self.settings.name, self.record['config']['model']['name'], self.settings.num_prompt_examples
 
     def variant_label(self, variant: str) -> str:
         """A variant with its class names, e.g. 'rating_1 (bad / good)'."""
         return f"{variant} ({' / '.join(self.setup['variants'][variant])})"
 
-    @property
+    @functools.cached_property
     def settings(self) -> DataSettings:
+        """The run's dataset settings (its config.json, in today's shape)."""
         return DataSettings.from_config(self.record['config'])
 
     def label_rule(self) -> LabelRule:
@@ -216,14 +213,14 @@ class Run:
 
 
 def _unmanipulated(run: Run) -> bool:
-    c = run.data_config
-    return not (c['random_labels'] or c['replace_labels_by'] or c['inputs_off_by_one'] or run.change_points()
-                or c['reverse_labels'] or c.get('prompt_string'))
+    c = run.settings
+    return not (c.random_labels or c.replace_labels_by or c.inputs_off_by_one or run.change_points()
+                or c.reverse_labels or c.prompt_string)
 
 
 RUN_KINDS = {  # the first that matches names the run
-    'random labels': lambda run: bool(run.data_config['random_labels']),
-    'alternating flips': lambda run: run.data_config['flip_labels_multi'] and len(run.change_points()) > 1,
+    'random labels': lambda run: run.settings.random_labels,
+    'alternating flips': lambda run: run.settings.flip_labels_multi and len(run.change_points()) > 1,
     'flip halfway': lambda run: len(run.change_points()) == 1,
     'default': _unmanipulated,
     'other': lambda run: True,
