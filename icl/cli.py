@@ -76,26 +76,28 @@ class Parser(argparse.ArgumentParser):
 
 
 class StdoutHandler(logging.StreamHandler):
-    """Log lines to sys.stdout as it is at each line (tests swap it), in LOG_FORMAT."""
+    """Log lines to sys.stdout (sys.stderr with to_stderr) as it is at each line (tests swap it), in LOG_FORMAT."""
 
-    def __init__(self):
+    def __init__(self, to_stderr: bool = False):
         super().__init__()
+        self.to_stderr = to_stderr
         self.setFormatter(logging.Formatter(LOG_FORMAT, LOG_TIME))
 
     @property
     def stream(self):
-        return sys.stdout
+        return sys.stderr if self.to_stderr else sys.stdout
 
     @stream.setter
     def stream(self, _stream):
         """sys.stdout is read at each line instead."""
 
 
-def log_to_stdout() -> None:
-    """Informational log lines on stdout, once per process (a command may run many times in one)."""
+def log_to_stdout(to_stderr: bool = False) -> None:
+    """Informational log lines on stdout, once per process (a command may run many times in one); a sweep's job
+    writes them to stderr instead, the one log file `sweep status` names, beside the progress bar."""
     root = logging.getLogger()
     if not any(isinstance(handler, StdoutHandler) for handler in root.handlers):
-        root.addHandler(StdoutHandler())
+        root.addHandler(StdoutHandler(to_stderr))
     root.setLevel(logging.INFO)
 
 

@@ -259,6 +259,8 @@ def test_local_sweep_resumes_killed_and_preempted_jobs_and_matches_each_command_
     assert table[-1] == '6 runs: 5 done, 0 partial, 1 failed, 0 not started'
     job_log = Path(status.read_state(root, preempted)['log'])
     assert 'this job is preempted' in job_log.read_text() + job_log.with_suffix('.out').read_text()
+    # our log lines are in the log file sweep status names, beside the traceback and the progress bar
+    assert re.search(r'^\d\d:\d\d:\d\d (INFO|WARNING) ', job_log.read_text(), re.MULTILINE)
 
     monkeypatch.delenv('ICL_TEST_HOLD')
     assert main(args) == 0

@@ -44,7 +44,7 @@ class RunJob(submitit.helpers.Checkpointable):
         return [SCRIPT, *self.run.flags, f'--workdir={self.run_dir}']
 
     def __call__(self) -> str:
-        cli.log_to_stdout()
+        cli.log_to_stdout(to_stderr=True)  # the job's .err file, which sweep status names
         info = job_info()
         write_state(self.root, self.run.name, 'running', pid=os.getpid(), **info)
         try:
