@@ -6,6 +6,8 @@ The expected real records below were read from the raw files with plain string s
 icl.loaders), following docs/data.md; split() datasets use scikit-learn's
 train_test_split(test_size=0.33, random_state=41, stratify=labels) on the file's rows.
 """
+import hashlib
+import json
 import logging
 from pathlib import Path
 
@@ -1007,3 +1009,14 @@ def test_offline_run_reads_a_cached_export_with_the_real_libraries(tmp_path, for
     assert json.loads(done.stdout) == TINY_EXPECTED['financial_phrasebank']
     assert ('Loading financial_phrasebank from its parquet export (revision refs/convert/parquet, folder '
             'sentences_allagree): the hub is offline') in done.stderr.splitlines()
+
+
+def test_the_data_fingerprint_ignores_row_order_only_for_the_unseeded_shuffle():
+    """author_id's rows come in a new order in every process (the original's unseeded shuffle): a resume must not
+    take that for other data; every other dataset's order is part of its draws, so there it counts."""
+    a, b = {'sentence': 'hi', 'author': 0}, {'sentence': 'yo', 'author': 1}
+    splits = lambda name, rows: loaders.records_fingerprint(name, {'train': rows})['splits']  # noqa: E731
+    assert splits('author_id', [a, b]) == splits('author_id', [b, a])
+    assert splits('sst2', [a, b]) != splits('sst2', [b, a])
+    assert splits('sst2', [a, b])['train'] == {  # unchanged since runs first recorded it: old runs still resume
+        'rows': 2, 'sha256': hashlib.sha256(json.dumps([a, b], sort_keys=True).encode()).hexdigest()}
