@@ -28,7 +28,7 @@ from icl.datasets import Repetition
 from icl.errors import OutOfMemory, RunStopped, UsageError
 from icl.probs import calibrate, class_log_probs
 from icl.processes import from_main, process_gpus, processes, wait_for_parts
-from icl.prompts import Prompt, change_points, stretches
+from icl.prompts import Prompt, change_points, positions_text
 from icl.rundir import RunDir, default_run_dir, inspect_run_dir, lock_run_dir, start_run_dir, write_record
 from icl.settings import DataSettings
 from icl.tracking import AnyTracker, NullTracker, Tracker, wandb_config
@@ -186,16 +186,6 @@ def plan(config: config_dict.ConfigDict) -> Plan:
                 scanned_repetitions=scanned_repetitions(data, config.n_repeats))
 
 
-def spans(positions) -> str:
-    """'2, 4, 6' or '10-19' or '0-9, 20-29': consecutive positions as ranges; the first 8 ranges, then a count."""
-    positions = [int(p) for p in positions]
-    if not positions:
-        return 'none'
-    ranges = [str(first) if first == last else f'{first}-{last}' for first, last in stretches(positions)]
-    shown = ', '.join(ranges[:8])
-    return shown if len(ranges) <= 8 else f'{shown}, ... ({len(positions)} positions)'
-
-
 ALPHA = 0.05  # the level the plan checks the tests against (the report's default)
 
 
@@ -207,19 +197,19 @@ def hypothesis_lines(p: Plan) -> list[str]:
     lines = []
     if any(p.flips):
         flipped = [i for i, f in enumerate(p.flips) if f]
-        lines.append(f'labels         flipped at examples {spans(flipped)} of 0-{examples - 1} '
-                     f'(change points: {spans(change_points(p.flips))})')
+        lines.append(f'labels         flipped at examples {positions_text(flipped)} of 0-{examples - 1} '
+                     f'(change points: {positions_text(change_points(p.flips))})')
     if len(p.variants) > 1:
-        lines.append(f'NH1, NH2       tested at positions {spans(late)} (the last {len(late)})')
+        lines.append(f'NH1, NH2       tested at positions {positions_text(late)} (the last {len(late)})')
     else:
-        lines.append(f'NH1            tested at positions {spans(late)} (the last {len(late)})')
+        lines.append(f'NH1            tested at positions {positions_text(late)} (the last {len(late)})')
         lines.append(f'NH2            not from this run: it scores one set of names ({", ".join(p.variants)}); '
                      'CLASS_NAMES=ALL or DEFAULT_AND_FLIP add the others')
     if any(p.flips):
         equal = hypotheses.equal_count_positions(p.flips)
         if len(equal):
-            lines.append(f'NH3            tested at positions {spans(equal)} (as many flipped as unflipped labels '
-                         'before)')
+            lines.append(f'NH3            tested at positions {positions_text(equal)} (as many flipped as unflipped '
+                         'labels before)')
         else:
             lines.append('warning        NH3 impossible: no position follows equally many flipped and unflipped '
                          'labels; flip after fewer than half the examples (runs.md: 60 of 140)')

@@ -17,6 +17,7 @@ import pandas as pd
 
 from icl.analysis import Run, context_rows
 from icl.errors import UsageError
+from icl.prompts import positions_text
 
 N_RESAMPLES = 9999  # random permutations; the test is exact while 2**n <= this
 WEAK_BELOW = 3  # an NH3 comparison on fewer positions is flagged as weak
@@ -235,14 +236,8 @@ def _compare(hypothesis: str, a: str, values_a: pd.Series, b: str, values_b: pd.
         common = values_a.index.intersection(values_b.index)
         values_a, values_b = values_a[common], values_b[common]
     result = mean_difference_test(values_a.to_numpy(), values_b.to_numpy(), paired, **kwargs)
-    return Comparison(hypothesis=hypothesis, a=a, b=b, metric=metric, positions=_span(positions), paired=paired,
-                      n_a=len(values_a), n_b=len(values_b), num_positions=len(positions), **result)
-
-
-def _span(positions: Sequence[int]) -> str:
-    positions = [int(p) for p in positions]
-    contiguous = len(positions) > 2 and positions == list(range(positions[0], positions[-1] + 1))
-    return f'{positions[0]}-{positions[-1]}' if contiguous else ', '.join(map(str, positions))
+    return Comparison(hypothesis=hypothesis, a=a, b=b, metric=metric, positions=positions_text(positions),
+                      paired=paired, n_a=len(values_a), n_b=len(values_b), num_positions=len(positions), **result)
 
 
 def nh1_random_labels(default: Run, random: Run, metric: str = 'log_lik', window: int = 10,

@@ -86,6 +86,16 @@ def stretches(positions: Sequence[int]) -> list[tuple[int, int]]:
     return found
 
 
+def positions_text(positions: Sequence[int]) -> str:
+    """'2, 4, 6' or '10-19' or '0-9, 20-29': consecutive positions as ranges; the first 8 ranges, then a count
+    (the plan's and the report's way to name positions)."""
+    if not len(positions):
+        return 'none'
+    ranges = [str(first) if first == last else f'{first}-{last}' for first, last in stretches(positions)]
+    shown = ', '.join(ranges[:8])
+    return shown if len(ranges) <= 8 else f'{shown}, ... ({len(positions)} positions)'
+
+
 @dataclass
 class Prompt:
     """A few-shot prompt and where each in-context answer sits in its text."""

@@ -19,7 +19,7 @@ import pytest
 
 from icl.datasets import Repetition
 from icl.errors import UsageError
-from icl.prompts import ExampleFormat, LabelRule, Prompt, prompt_prefix, rotated, trigger_flip_prompt
+from icl.prompts import ExampleFormat, LabelRule, Prompt, positions_text, prompt_prefix, rotated, trigger_flip_prompt
 from tests.data_settings import repetition
 
 SEED = 22
@@ -520,3 +520,13 @@ def test_prompt_prefix():
     assert prompt_prefix('Default.', None) == 'Default.'
     assert prompt_prefix(None, 'Mine.') == 'Mine.'
     assert prompt_prefix('Default.', 'Mine.') == 'Default.\nMine.'
+
+
+def test_positions_text_names_positions_as_the_plan_and_the_report_show_them():
+    assert positions_text([]) == 'none'
+    assert positions_text([8]) == '8'
+    assert positions_text(list(range(10, 20))) == '10-19'
+    assert positions_text([10, 11]) == '10-11'
+    assert positions_text([2, 4, 6]) == '2, 4, 6'
+    assert positions_text([*range(10), *range(20, 30)]) == '0-9, 20-29'
+    assert positions_text(list(range(0, 40, 2))) == '0, 2, 4, 6, 8, 10, 12, 14, ... (20 positions)'
