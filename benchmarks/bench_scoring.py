@@ -38,6 +38,7 @@ from icl import datasets, experiment, hardware, models, precision, scoring  # no
 from icl.config import base_config  # noqa: E402
 from icl.probs import log_softmax  # noqa: E402
 from icl.prompts import ExampleFormat  # noqa: E402
+from icl.settings import checked_batch_size  # noqa: E402
 
 
 @dataclasses.dataclass
@@ -217,7 +218,7 @@ def fast_ways(work: Workload, batches: list[str]) -> list[Measured]:
     model, before = load(work.plan.model_spec, precision.resolve_dtype('auto'))
     out = []
     for batch in batches:
-        size = scoring.resolve_batch_size(batch if batch == 'auto' else int(batch))
+        size = scoring.resolve_batch_size(checked_batch_size(batch if batch == 'auto' else int(batch)))
         out.append(measure('ours', model, before, work, lambda size=size: our_way(model, work, size)))
         out[-1].batch = f'auto: {out[-1].batch}' if batch == 'auto' else batch
     return out

@@ -30,7 +30,7 @@ from icl.probs import calibrate, class_log_probs
 from icl.processes import from_main, process_gpus, processes, wait_for_parts
 from icl.prompts import Prompt, change_points, positions_text
 from icl.rundir import RunDir, default_run_dir, inspect_run_dir, lock_run_dir, start_run_dir, write_record
-from icl.settings import DataSettings
+from icl.settings import AUTO, DataSettings, ModelSettings
 from icl.tracking import AnyTracker, NullTracker, Tracker, wandb_config
 
 LIVE_CURVES = 20  # mean curves logged to wandb this often during a run, so long runs can be watched
@@ -43,6 +43,7 @@ class Plan:
     """Everything a run needs except the model weights."""
     config: config_dict.ConfigDict
     data: DataSettings  # config.dataset, unpacked once
+    model: ModelSettings  # config.model, unpacked once
     variants: dict[str, list[str]]
     label_tokens: scoring.LabelTokens
     model_spec: models.ModelSpec
@@ -165,10 +166,11 @@ def plan(config: config_dict.ConfigDict) -> Plan:
     datasets.dataset_class(data.name)
     check_class_names(data)
     variants = datasets.variants_for(data)
-    spec = models.resolve(config.model.name)
+    model = ModelSettings.from_config(config)
+    spec = models.resolve(model.name)
     packaged.check_cache(spec.name)  # before the data: an unwritable cache fails in seconds
     first = datasets.repetition(data, 0)  # loads the data: missing files fail here
-    precision.dtype_policy(config.model.name, config.model.dtype)
+    precision.dtype_policy(model.name, model.dtype)
     tokenizer = load_tokenizer(spec)
     label_tokens = scoring.label_tokens(tokenizer, first.format.example, datasets.all_classes(data))
     for variant, names in variants.items():
@@ -180,7 +182,7 @@ def plan(config: config_dict.ConfigDict) -> Plan:
         raise UsageError(f'the longest prompt has {longest} tokens but {config.model.name} attends to {context}; '
                          f'use fewer than {config.dataset.config.num_prompt_examples} examples')
     examples = first.num_examples
-    return Plan(config=config, data=data, variants=variants, label_tokens=label_tokens, model_spec=spec,
+    return Plan(config=config, data=data, model=model, variants=variants, label_tokens=label_tokens, model_spec=spec,
                 tokenizer=tokenizer, model_config=model_config, context=context, longest_prompt=longest,
                 examples_per_prompt=examples, flips=first.format.label_rule.flips(examples),
                 scanned_repetitions=scanned_repetitions(data, config.n_repeats))
@@ -226,15 +228,15 @@ def hypothesis_lines(p: Plan) -> list[str]:
 
 def describe_plan(p: Plan) -> str:
     c = p.config
-    dtype, why = precision.dtype_policy(c.model.name, c.model.dtype)
-    dtype += f', {why}' if c.model.dtype == 'auto' else ''  # why auto chose it
+    dtype, why = precision.dtype_policy(p.model.name, p.model.dtype)
+    dtype += f', {why}' if p.model.dtype == AUTO else ''  # why auto chose it
     source = p.model_spec.source or p.model_spec.package
     scanned = '' if p.scanned_repetitions >= c.n_repeats else \
         f' (of repetitions 0-{p.scanned_repetitions - 1}; scoring checks every prompt)'
     return '\n'.join([
         f'dataset        {c.dataset.name} ({c.dataset.config.num_prompt_examples} examples per prompt)',
         f'CLASS_NAMES    {p.data.class_names_mode}: {", ".join(p.variants)}',
-        f'model          {c.model.name} ({source}, dtype {c.model.dtype}: {dtype})',
+        f'model          {p.model.name} ({source}, dtype {p.model.dtype}: {dtype})',
         f'prompts        {c.n_repeats} repetitions x {len(p.variants)} variants = {p.num_prompts}',
         f'longest prompt {p.longest_prompt} tokens of {p.context}{scanned}',
         f'label tokens   {", ".join(f"{n}={t!r}" for n, t in zip(p.label_tokens.classes, p.label_tokens.tokens))}',
@@ -268,7 +270,7 @@ def run_record(p: Plan) -> dict:
     records = datasets.load(p.data).records  # loaded once per process (cached)
     return {'config': to_dict(p.config),
             'data': loaders.records_fingerprint(p.data.name, records, p.data.data_dir),
-            'dtype': precision.dtype_policy(p.config.model.name, p.config.model.dtype)[0],
+            'dtype': precision.dtype_policy(p.model.name, p.model.dtype)[0],
             'model': models.describe(p.model_spec, p.model_config), 'versions': versions(),
             'command': sys.argv, 'created': datetime.datetime.now().isoformat(timespec='seconds')}
 
@@ -437,13 +439,12 @@ class LoadedModel:
 
 def load_scoring(p: Plan, gpus: list[int] | None) -> LoadedModel:
     """Load the model and compute each variant's calibration prior."""
-    config = p.config
     start = time.perf_counter()
-    dtype = precision.DTYPES[precision.dtype_policy(config.model.name, config.model.dtype)[0]]
+    dtype = precision.DTYPES[precision.dtype_policy(p.model.name, p.model.dtype)[0]]
     model = models.load_model(p.model_spec, dtype, gpus=gpus)
     load_s = time.perf_counter() - start
     scorer = scoring.Scorer(model, p.tokenizer, p.label_tokens, p.context,
-                            scoring.resolve_batch_size(config.model.batch_size))
+                            scoring.resolve_batch_size(p.model.batch_size))
     example_format = datasets.prompt_format(p.data).example
     prior_all = scoring.prior_logits(model, p.tokenizer, example_format, p.label_tokens.ids)
     priors = {v: scoring.prior_log_probs(prior_all, p.label_tokens.index(names))
@@ -475,7 +476,7 @@ def score_parts(p: Plan, run_dir: Path, repetitions: list[int], loaded: LoadedMo
     with tqdm(total=len(repetitions) * per_repetition, desc='prompts', unit='prompt',
               disable=not show_progress) as progress:
         for done, repetition in enumerate(repetitions, 1):
-            rows = repetition_rows(p, scorer, repetition, loaded.priors, config.model.calibrate, progress)
+            rows = repetition_rows(p, scorer, repetition, loaded.priors, p.model.calibrate, progress)
             tracker.save(results.write_part(run_dir, repetition, rows))
             table = pd.DataFrame(rows)
             means = query_accuracy(table)

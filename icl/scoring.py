@@ -17,7 +17,6 @@ import torch
 from icl.errors import OutOfMemory, UsageError
 from icl.probs import log_softmax
 from icl.prompts import ExampleFormat, Prompt
-from icl.settings import checked_batch_size
 
 PROBE_TEXT = 'A neutral sentence.'
 MAX_AUTO_BATCH = 64  # first try of model.batch_size='auto' on a GPU
@@ -186,10 +185,9 @@ def prior_log_probs(prior_all: np.ndarray, columns: Sequence[int]) -> np.ndarray
     return log_softmax(prior_all[:, columns]).mean(0)
 
 
-def resolve_batch_size(value: int | str) -> int | None:
-    """Prompts per forward pass: an int as given; 'auto' -> None on a GPU (the Scorer finds the
-    largest batch that fits) and 1 on the CPU, where batching does not pay (README, benchmark)."""
-    requested = checked_batch_size(value)
+def resolve_batch_size(requested: int | None) -> int | None:
+    """Prompts per forward pass: an int as given; None (model.batch_size='auto') -> None on a GPU (the Scorer
+    finds the largest batch that fits) and 1 on the CPU, where batching does not pay (README, benchmark)."""
     if requested is None:
         return None if torch.cuda.is_available() else 1
     return requested

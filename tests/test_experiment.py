@@ -14,7 +14,7 @@ from wandb_records import offline_run
 from icl import analysis, datasets, experiment, report, results, scoring
 from icl import config as icl_config
 from icl.errors import UsageError
-from icl.settings import DataSettings
+from icl.settings import DataSettings, ModelSettings
 from icl.tracking import NullTracker
 
 N, REPEATS, SEED = 5, 2, 200
@@ -174,7 +174,8 @@ def tiny_plan(*overrides) -> experiment.Plan:
     tokens = scoring.LabelTokens(classes=ORDER, ids=[10, 11], tokens=['Ġnegative', 'Ġpositive'], multi_token=[])
     data = DataSettings.from_config(config)
     first = datasets.repetition(data, 0)
-    return experiment.Plan(config=config, data=data, variants=NAMES, label_tokens=tokens, model_spec=None,
+    return experiment.Plan(config=config, data=data, model=ModelSettings.from_config(config), variants=NAMES,
+                           label_tokens=tokens, model_spec=None,
                            tokenizer=None, model_config=None, context=8192, longest_prompt=0,
                            examples_per_prompt=experiment.first_query_prompt(first).num_examples)
 

@@ -218,9 +218,9 @@ def test_out_of_memory_stops_the_run_with_one_line_exit_1_and_it_resumes(change_
 def test_resolve_batch_size(monkeypatch):
     assert scoring.resolve_batch_size(4) == 4
     monkeypatch.setattr(torch.cuda, 'is_available', lambda: False)
-    assert scoring.resolve_batch_size('auto') == 1  # batching does not pay on the CPU (README)
+    assert scoring.resolve_batch_size(None) == 1  # batching does not pay on the CPU (README)
     monkeypatch.setattr(torch.cuda, 'is_available', lambda: True)
-    assert scoring.resolve_batch_size('auto') is None  # the Scorer searches
+    assert scoring.resolve_batch_size(None) is None  # the Scorer searches
 
 
 @pytest.fixture(scope='module')
