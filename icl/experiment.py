@@ -44,6 +44,8 @@ class Plan:
     config: config_dict.ConfigDict
     data: DataSettings  # config.dataset, unpacked once
     model: ModelSettings  # config.model, unpacked once
+    dtype: str  # what the model computes in (model.dtype resolved: precision.dtype_policy)
+    dtype_why: str  # why, for the plan
     variants: dict[str, list[str]]
     label_tokens: scoring.LabelTokens
     model_spec: models.ModelSpec
@@ -57,12 +59,12 @@ class Plan:
 
     @property
     def num_prompts(self) -> int:
-        return self.config.n_repeats * len(self.variants) * self.config.dataset.config.num_test_samples
+        return self.config.n_repeats * len(self.variants) * self.data.num_test_samples
 
     @property
     def rows_per_repetition(self) -> int:
         """Rows of one repetition's results part: every query's prompt (examples and query) of every variant."""
-        return len(self.variants) * (self.examples_per_prompt + 1) * self.config.dataset.config.num_test_samples
+        return len(self.variants) * (self.examples_per_prompt + 1) * self.data.num_test_samples
 
     @property
     def shown_class_names(self) -> dict[str, list[str]]:
@@ -120,7 +122,7 @@ def longest_prompt(config: config_dict.ConfigDict, data: DataSettings, variants:
     scanned_repetitions() repetitions are looked at. With a `context`, a UsageError as soon as
     the first prompt's first examples exceed it (before any long prompt is built)."""
     if context is not None:
-        examples = config.dataset.config.num_prompt_examples
+        examples = data.num_prompt_examples
         for names in variants.values():
             tokens, shown = first_examples_tokens(datasets.repetition(data, 0, names), tokenizer, context)
             if tokens > context:
@@ -163,14 +165,13 @@ def plan(config: config_dict.ConfigDict) -> Plan:
     n_repeats and num_prompt_examples (see longest_prompt)."""
     validate(config)
     data = DataSettings.from_config(config)
-    datasets.dataset_class(data.name)
     check_class_names(data)
     variants = datasets.variants_for(data)
     model = ModelSettings.from_config(config)
     spec = models.resolve(model.name)
     packaged.check_cache(spec.name)  # before the data: an unwritable cache fails in seconds
     first = datasets.repetition(data, 0)  # loads the data: missing files fail here
-    precision.dtype_policy(model.name, model.dtype)
+    dtype, dtype_why = precision.dtype_policy(model.name, model.dtype)
     tokenizer = load_tokenizer(spec)
     label_tokens = scoring.label_tokens(tokenizer, first.format.example, datasets.all_classes(data))
     for variant, names in variants.items():
@@ -180,10 +181,11 @@ def plan(config: config_dict.ConfigDict) -> Plan:
     longest = longest_prompt(config, data, variants, tokenizer, context)
     if longest > context:
         raise UsageError(f'the longest prompt has {longest} tokens but {config.model.name} attends to {context}; '
-                         f'use fewer than {config.dataset.config.num_prompt_examples} examples')
+                         f'use fewer than {data.num_prompt_examples} examples')
     examples = first.num_examples
-    return Plan(config=config, data=data, model=model, variants=variants, label_tokens=label_tokens, model_spec=spec,
-                tokenizer=tokenizer, model_config=model_config, context=context, longest_prompt=longest,
+    return Plan(config=config, data=data, model=model, dtype=dtype, dtype_why=dtype_why, variants=variants,
+                label_tokens=label_tokens, model_spec=spec, tokenizer=tokenizer, model_config=model_config,
+                context=context, longest_prompt=longest,
                 examples_per_prompt=examples, flips=first.format.label_rule.flips(examples),
                 scanned_repetitions=scanned_repetitions(data, config.n_repeats))
 
@@ -228,13 +230,12 @@ def hypothesis_lines(p: Plan) -> list[str]:
 
 def describe_plan(p: Plan) -> str:
     c = p.config
-    dtype, why = precision.dtype_policy(p.model.name, p.model.dtype)
-    dtype += f', {why}' if p.model.dtype == AUTO else ''  # why auto chose it
+    dtype = p.dtype + (f', {p.dtype_why}' if p.model.dtype == AUTO else '')  # why auto chose it
     source = p.model_spec.source or p.model_spec.package
     scanned = '' if p.scanned_repetitions >= c.n_repeats else \
         f' (of repetitions 0-{p.scanned_repetitions - 1}; scoring checks every prompt)'
     return '\n'.join([
-        f'dataset        {c.dataset.name} ({c.dataset.config.num_prompt_examples} examples per prompt)',
+        f'dataset        {p.data.name} ({p.data.num_prompt_examples} examples per prompt)',
         f'CLASS_NAMES    {p.data.class_names_mode}: {", ".join(p.variants)}',
         f'model          {p.model.name} ({source}, dtype {p.model.dtype}: {dtype})',
         f'prompts        {c.n_repeats} repetitions x {len(p.variants)} variants = {p.num_prompts}',
@@ -270,7 +271,7 @@ def run_record(p: Plan) -> dict:
     records = datasets.load(p.data).records  # loaded once per process (cached)
     return {'config': to_dict(p.config),
             'data': loaders.records_fingerprint(p.data.name, records, p.data.data_dir),
-            'dtype': precision.dtype_policy(p.model.name, p.model.dtype)[0],
+            'dtype': p.dtype,
             'model': models.describe(p.model_spec, p.model_config), 'versions': versions(),
             'command': sys.argv, 'created': datetime.datetime.now().isoformat(timespec='seconds')}
 
@@ -440,7 +441,7 @@ class LoadedModel:
 def load_scoring(p: Plan, gpus: list[int] | None) -> LoadedModel:
     """Load the model and compute each variant's calibration prior."""
     start = time.perf_counter()
-    dtype = precision.DTYPES[precision.dtype_policy(p.model.name, p.model.dtype)[0]]
+    dtype = precision.DTYPES[p.dtype]
     model = models.load_model(p.model_spec, dtype, gpus=gpus)
     load_s = time.perf_counter() - start
     scorer = scoring.Scorer(model, p.tokenizer, p.label_tokens, p.context,
@@ -468,9 +469,9 @@ def score_parts(p: Plan, run_dir: Path, repetitions: list[int], loaded: LoadedMo
                 tracker: AnyTracker, show_progress: bool) -> dict:
     """Write one part per repetition, logging each to `tracker` and the mean curves every
     len(repetitions) // LIVE_CURVES; the setup record with `timing`."""
-    config, setup, scorer = p.config, loaded.setup, loaded.scorer
+    setup, scorer = loaded.setup, loaded.scorer
     start = time.perf_counter()
-    per_repetition = len(p.variants) * config.dataset.config.num_test_samples
+    per_repetition = len(p.variants) * p.data.num_test_samples
     live_every = max(1, len(repetitions) // LIVE_CURVES)
     scored = []  # this process's per-position metrics, for the live curves
     with tqdm(total=len(repetitions) * per_repetition, desc='prompts', unit='prompt',

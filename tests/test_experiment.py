@@ -174,7 +174,8 @@ def tiny_plan(*overrides) -> experiment.Plan:
     tokens = scoring.LabelTokens(classes=ORDER, ids=[10, 11], tokens=['Ġnegative', 'Ġpositive'], multi_token=[])
     data = DataSettings.from_config(config)
     first = datasets.repetition(data, 0)
-    return experiment.Plan(config=config, data=data, model=ModelSettings.from_config(config), variants=NAMES,
+    return experiment.Plan(config=config, data=data, model=ModelSettings.from_config(config), dtype='float32',
+                           dtype_why='model.dtype as given', variants=NAMES,
                            label_tokens=tokens, model_spec=None,
                            tokenizer=None, model_config=None, context=8192, longest_prompt=0,
                            examples_per_prompt=experiment.first_query_prompt(first).num_examples)
