@@ -53,7 +53,8 @@ OLD_CLASS_NAMES_ENV = 'OLD_CLASS_NAMES'  # TRUE: the original's yes/no names; th
 OLD_CLASS_NAMES_VALUES = ('TRUE', 'FALSE')
 
 
-ENV_DEFAULTS = {'dataset.class_names_mode': CLASS_NAMES_ENV, 'dataset.old_class_names': OLD_CLASS_NAMES_ENV}
+CLASS_NAMES_MODE_KEY = 'dataset.class_names_mode'  # the config key whose default $CLASS_NAMES sets
+ENV_DEFAULTS = {CLASS_NAMES_MODE_KEY: CLASS_NAMES_ENV, 'dataset.old_class_names': OLD_CLASS_NAMES_ENV}
 
 
 def class_names_from_env() -> str:
@@ -80,7 +81,7 @@ def old_class_names_from_env() -> bool:
 
 def checked_class_names_mode(mode: str) -> str:
     if mode not in CLASS_NAMES_MODES:
-        raise UsageError(f"dataset.class_names_mode='{mode}' is not valid; use one of {', '.join(CLASS_NAMES_MODES)}")
+        raise UsageError(f"{CLASS_NAMES_MODE_KEY}='{mode}' is not valid; use one of {', '.join(CLASS_NAMES_MODES)}")
     return mode
 
 

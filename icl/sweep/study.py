@@ -20,13 +20,12 @@ from ml_collections import config_dict
 from icl import config as icl_config
 from icl.errors import UsageError
 from icl.results import file_name
-from icl.settings import CLASS_NAMES_ENV, CLASS_NAMES_MODES
+from icl.settings import CLASS_NAMES_ENV, CLASS_NAMES_MODE_KEY, CLASS_NAMES_MODES
 
 SCRIPT = 'change_labels.py'
 LAUNCHERS = {'python': None, 'python3': None, 'accelerate': '--num_processes', 'torchrun': '--nproc_per_node'}
 REFUSED_FLAGS = ('workdir', 'resume', 'dry_run', 'help_keys')  # the sweep chooses the directory and the mode
 CLASS_NAMES_KEY = 'CLASS_NAMES'
-CLASS_NAMES_CONFIG_KEY = 'dataset.class_names_mode'  # what CLASS_NAMES sets
 DIGEST_CHARS = 10
 
 
@@ -140,7 +139,7 @@ def settings(config: config_dict.ConfigDict, config_file: str) -> dict:
     mode apart, as run_name's CLASS_NAMES: its default comes from the environment)."""
     defaults = icl_config.flatten(_defaults(config_file).to_dict())
     return {key: value for key, value in icl_config.flatten(config.to_dict()).items()
-            if defaults.get(key) != value and key != CLASS_NAMES_CONFIG_KEY}
+            if defaults.get(key) != value and key != CLASS_NAMES_MODE_KEY}
 
 
 def run_name(config: config_dict.ConfigDict, config_file: str) -> str:
